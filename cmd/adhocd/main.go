@@ -1,0 +1,59 @@
+// Command adhocd is an XMPP session manager with an HTTP gateway for
+// XEP-0050 ad-hoc commands.
+//
+//	adhocd serve [flags]      run the server
+//	adhocd user <cmd> [flags] manage accounts offline
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `Usage: adhocd <command> [flags]
+
+Commands:
+  serve   run the XMPP server and the HTTP gateway
+  user    manage accounts offline: add, del, passwd, list, disable, enable
+
+Run 'adhocd <command> --help' for the flags of a command.
+Every flag can also be set with an ADHOCD_* environment variable
+(--c2s-tls is ADHOCD_C2S_TLS); a flag on the command line wins.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "adhocd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
+	case "user":
+		return runUser(ctx, args[1:], stdin, stdout, stderr)
+	case "-h", "--help", "-help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

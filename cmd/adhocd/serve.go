@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/sessman"
+	"github.com/adhocd/adhocd/sessman/store"
+	"github.com/adhocd/adhocd/transport/c2s"
+	"github.com/adhocd/adhocd/transport/httpapi"
+)
+
+// serveConfig is everything `adhocd serve` takes from flags and environment.
+type serveConfig struct {
+	domain, data        string
+	c2sAddr, c2sTLSAddr string
+	httpAddr            string
+	admins              []jid.JID
+	certFile, keyFile   string
+	logLevel            zerolog.Level
+	maxStanza           int64
+	shutdownGracePeriod time.Duration
+	negotiationTimeout  time.Duration
+	idleTimeout         time.Duration
+	writeTimeout        time.Duration
+}
+
+func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
+	fs := newFlagSet("serve", "adhocd serve [flags]")
+	fs.SetOutput(stderr)
+	var cfg serveConfig
+	fs.StringVar(&cfg.domain, "domain", "localhost", "the XMPP domain served")
+	fs.StringVar(&cfg.data, "data", "./data", "data directory: database and generated certificate")
+	fs.StringVar(&cfg.c2sAddr, "c2s", ":5222", "client listen address, STARTTLS required; empty disables")
+	fs.StringVar(&cfg.c2sTLSAddr, "c2s-tls", ":5223", "client listen address with direct TLS (XEP-0368); empty disables")
+	fs.StringVar(&cfg.httpAddr, "http", "127.0.0.1:5280", "HTTP listen address: WebSocket at /xmpp-websocket, health at /healthz")
+	admins := fs.String("admins", "", "comma-separated JIDs that are admins besides the accounts marked admin")
+	fs.StringVar(&cfg.certFile, "cert", "", "TLS certificate chain (PEM); default: a self-signed one made in the data directory")
+	fs.StringVar(&cfg.keyFile, "key", "", "TLS private key (PEM) for --cert")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.Int64Var(&cfg.maxStanza, "max-stanza", 256<<10, "largest stanza a client may send, in bytes; over it the stream ends with <policy-violation/>")
+	fs.DurationVar(&cfg.negotiationTimeout, "negotiation-timeout", 30*time.Second, "time a client has from connecting to binding a resource")
+	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", 5*time.Minute, "silence after which a client is pinged (and dropped if it stays silent 30s more)")
+	fs.DurationVar(&cfg.writeTimeout, "write-timeout", 10*time.Second, "a client that does not read for this long is dropped")
+	fs.DurationVar(&cfg.shutdownGracePeriod, "shutdown-timeout", 5*time.Second, "time given to clients to close at shutdown")
+	if err := parseFlags(fs, args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	d, err := jid.Parse(cfg.domain)
+	if err != nil || d.Localpart() != "" || d.Resourcepart() != "" {
+		return cfg, fmt.Errorf("serve: --domain %q is not a domain name", cfg.domain)
+	}
+	cfg.domain = d.Domainpart()
+	for _, a := range strings.Split(*admins, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		j, err := jid.Parse(a)
+		if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+			return cfg, fmt.Errorf("serve: --admins: %q is not a bare JID like admin@%s", a, cfg.domain)
+		}
+		cfg.admins = append(cfg.admins, j)
+	}
+	if cfg.logLevel, err = zerolog.ParseLevel(*level); err != nil || *level == "" {
+		return cfg, fmt.Errorf("serve: --log-level %q: want debug, info, warn or error", *level)
+	}
+	return cfg, nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseServe(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.logLevel)
+
+	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	db, err := store.Open(filepath.Join(cfg.data, "adhocd.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := ensureAdmin(ctx, db, cfg.domain, stdout); err != nil {
+		return err
+	}
+	tlsConfig, err := loadTLS(cfg.certFile, cfg.keyFile, cfg.data, cfg.domain)
+	if err != nil {
+		return err
+	}
+
+	reg := sessman.New(sessman.Config{}, log)
+	c2sSrv := c2s.New(c2s.Config{
+		Domain:             cfg.domain,
+		TLS:                tlsConfig,
+		MaxStanzaSize:      cfg.maxStanza,
+		NegotiationTimeout: cfg.negotiationTimeout,
+		IdleTimeout:        cfg.idleTimeout,
+		WriteTimeout:       cfg.writeTimeout,
+	}, accounts{db}, reg, log)
+	httpSrv := httpapi.New(httpapi.Config{WebSocket: c2sSrv.WebSocketHandler()}, log)
+
+	errc := make(chan error, 3)
+	listen := func(component, addr string, serve func(net.Listener) error) error {
+		if addr == "" {
+			return nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", component, err)
+		}
+		log.Info().Str("component", component).Str("listen_addr", ln.Addr().String()).Msg("listening")
+		go func() { errc <- serve(ln) }()
+		return nil
+	}
+	stopAll := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGracePeriod)
+		defer cancel()
+		if err := c2sSrv.Close(sctx); err != nil {
+			log.Warn().Err(err).Msg("clients did not close in time")
+		}
+		if err := httpSrv.Shutdown(sctx); err != nil {
+			log.Warn().Err(err).Msg("http requests did not finish in time")
+		}
+	}
+	for _, l := range []struct {
+		component, addr string
+		serve           func(net.Listener) error
+	}{
+		{"c2s", cfg.c2sAddr, func(ln net.Listener) error { return c2sSrv.Serve(ln, false) }},
+		{"c2s-tls", cfg.c2sTLSAddr, func(ln net.Listener) error { return c2sSrv.Serve(ln, true) }},
+		{"http", cfg.httpAddr, httpSrv.Serve},
+	} {
+		if err := listen(l.component, l.addr, l.serve); err != nil {
+			stopAll()
+			return err
+		}
+	}
+	log.Info().Str("component", "adhocd").Msg("started")
+
+	select {
+	case <-ctx.Done():
+		log.Info().Str("component", "adhocd").Msg("shutting down")
+		err = nil
+	case err = <-errc:
+		log.Error().Err(err).Msg("a listener failed, shutting down")
+	}
+	stopAll()
+	if errors.Is(err, c2s.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// newLogger logs JSON lines, or readable lines when stderr is a terminal.
+func newLogger(w io.Writer, level zerolog.Level) zerolog.Logger {
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			w = zerolog.ConsoleWriter{Out: f, TimeFormat: time.TimeOnly}
+		}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// ensureAdmin creates admin@domain when no admin account exists, with the
+// password from ADHOCD_ADMIN_PASSWORD or a generated one printed once.
+func ensureAdmin(ctx context.Context, db *store.DB, domain string, stdout io.Writer) error {
+	has, err := db.HasAdmin(ctx)
+	if err != nil || has {
+		return err
+	}
+	admin, err := jid.New("admin", domain, "")
+	if err != nil {
+		return err
+	}
+	password, given := os.LookupEnv("ADHOCD_ADMIN_PASSWORD")
+	if !given || password == "" {
+		given, password = false, randomPassword()
+	}
+	err = db.AddUser(ctx, admin, password, true)
+	if errors.Is(err, store.ErrExists) {
+		err = db.SetAdmin(ctx, admin, true)
+		given = true // the account kept its own password
+	}
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", admin, err)
+	}
+	if given {
+		fmt.Fprintf(stdout, "Admin account %s is ready.\n", admin)
+	} else {
+		fmt.Fprintf(stdout, "Created admin account %s with password %s (shown once).\n", admin, password)
+	}
+	return nil
+}

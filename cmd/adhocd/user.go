@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/sessman/store"
+)
+
+const userUsage = `Usage: adhocd user <command> [flags] [JID]
+
+Commands:
+  add [--admin] JID  create an account
+  del JID            delete an account
+  passwd JID         set a new password
+  list               print the accounts, one a line: jid, admin, disabled, last login (tab-separated)
+  disable JID        refuse the account's logins
+  enable JID         allow them again
+
+add and passwd read the password from the first line of stdin; when stdin is
+a terminal or empty they generate one and print it once.
+Flags (--data, --domain) may come before or after the JID;
+run 'adhocd user <command> --help' to list them.
+`
+
+// userSynopsis returns the usage line of a subcommand of `adhocd user`, and
+// false for an unknown one.
+func userSynopsis(sub string) (string, bool) {
+	switch sub {
+	case "add":
+		return "adhocd user add [--admin] [flags] JID", true
+	case "list":
+		return "adhocd user list [flags]", true
+	case "del", "passwd", "disable", "enable":
+		return "adhocd user " + sub + " [flags] JID", true
+	}
+	return "", false
+}
+
+// userOptions are the flags and the argument of one `adhocd user` run.
+type userOptions struct {
+	sub     string // the subcommand
+	data    string // data directory
+	domain  string // --domain as given, for messages
+	admin   bool
+	account jid.JID // the bare account JID; zero for list
+}
+
+// runUser runs `adhocd user <add|del|passwd|list|disable|enable> [flags] [JID]`.
+func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, userUsage)
+		return errors.New("user: no command given (add, del, passwd, list, disable, enable)")
+	}
+	switch args[0] {
+	case "-h", "--help", "-help", "help":
+		fmt.Fprint(stdout, userUsage)
+		return nil
+	}
+	opts, err := parseUser(args[0], args[1:], stderr)
+	if err != nil {
+		return err
+	}
+
+	var password string
+	generated := false
+	if opts.sub == "add" || opts.sub == "passwd" {
+		if password, err = readPassword(stdin); err != nil {
+			return fmt.Errorf("user %s: %w", opts.sub, err)
+		}
+		if password == "" {
+			password, generated = randomPassword(), true
+		}
+	}
+
+	db, err := openUserStore(opts)
+	if err != nil {
+		return err
+	}
+	err = userDo(ctx, db, opts, password, stdout)
+	if cerr := db.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("user %s: %w", opts.sub, cerr)
+	}
+	if err == nil && generated {
+		fmt.Fprintf(stdout, "Generated password for %s: %s\n", opts.account, password)
+	}
+	return err
+}
+
+// parseUser parses the flags and the JID of subcommand sub, letting flags
+// come before and after the JID, and checks the JID against the domains served.
+func parseUser(sub string, args []string, stderr io.Writer) (userOptions, error) {
+	opts := userOptions{sub: sub}
+	synopsis, ok := userSynopsis(sub)
+	if !ok {
+		fmt.Fprint(stderr, userUsage)
+		return opts, fmt.Errorf("user: unknown command %q (add, del, passwd, list, disable, enable)", sub)
+	}
+	fs := newFlagSet("user "+sub, synopsis)
+	fs.SetOutput(stderr)
+	fs.StringVar(&opts.data, "data", "./data", "data directory; the database is DIR/adhocd.db")
+	fs.StringVar(&opts.domain, "domain", "localhost", "the XMPP domain served")
+	if sub == "add" {
+		fs.BoolVar(&opts.admin, "admin", false, "make the account an administrator")
+	}
+	var positional []string
+	for rest := args; ; {
+		if err := parseFlags(fs, rest); err != nil {
+			return opts, fmt.Errorf("user %s: %w", sub, err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+
+	served, err := servedDomains(opts.domain)
+	if err != nil {
+		return opts, fmt.Errorf("user %s: %w", sub, err)
+	}
+	if sub == "list" {
+		if len(positional) > 0 {
+			return opts, fmt.Errorf("user list: unexpected argument %q", positional[0])
+		}
+		return opts, nil
+	}
+	switch {
+	case len(positional) == 0:
+		return opts, fmt.Errorf("user %s: missing JID (%s)", sub, synopsis)
+	case len(positional) > 1:
+		return opts, fmt.Errorf("user %s: unexpected argument %q after the JID", sub, positional[1])
+	}
+	if opts.account, err = accountJID(positional[0], served, opts.domain); err != nil {
+		return opts, fmt.Errorf("user %s: %w", sub, err)
+	}
+	return opts, nil
+}
+
+// servedDomains parses --domain into the set of canonical domainparts.
+func servedDomains(domain string) (map[string]bool, error) {
+	j, err := jid.Parse(strings.TrimSpace(domain))
+	if err != nil || j.Localpart() != "" || j.Resourcepart() != "" || j.Domainpart() == "" {
+		return nil, fmt.Errorf("--domain: %q is not a domain name", domain)
+	}
+	return map[string]bool{j.Domainpart(): true}, nil
+}
+
+// accountJID parses s as the bare JID of an account at a served domain.
+func accountJID(s string, served map[string]bool, domainFlag string) (jid.JID, error) {
+	j, err := jid.Parse(s)
+	switch {
+	case err != nil:
+		return jid.JID{}, fmt.Errorf("%q is not a valid JID: %w", s, err)
+	case j.Resourcepart() != "":
+		return jid.JID{}, fmt.Errorf("%q: an account JID has no resource, use %s", s, j.Bare())
+	case j.Localpart() == "":
+		return jid.JID{}, fmt.Errorf("%q: an account JID needs a user part, like user@%s", s, j.Domainpart())
+	case !served[j.Domainpart()]:
+		return jid.JID{}, fmt.Errorf("%q: domain %s is not served here (--domain %s)", s, j.Domainpart(), domainFlag)
+	}
+	return j, nil
+}
+
+// openUserStore opens the database of the data directory.
+// add creates the directory (0700) and the database; the other commands
+// need an existing database, so that a mistyped --data is not taken for an
+// empty one.
+func openUserStore(opts userOptions) (*store.DB, error) {
+	path := filepath.Join(opts.data, "adhocd.db")
+	if opts.sub == "add" {
+		if err := os.MkdirAll(opts.data, 0o700); err != nil {
+			return nil, fmt.Errorf("user add: data directory: %w", err)
+		}
+	} else if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("user %s: no database at %s (--data %s); 'adhocd user add' or 'adhocd serve' creates it",
+			opts.sub, path, opts.data)
+	}
+	db, err := store.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("user %s: %w", opts.sub, err)
+	}
+	return db, nil
+}
+
+// userDo runs the subcommand on the open store.
+func userDo(ctx context.Context, db *store.DB, opts userOptions, password string, stdout io.Writer) error {
+	var err error
+	switch opts.sub {
+	case "add":
+		err = db.AddUser(ctx, opts.account, password, opts.admin)
+	case "del":
+		err = db.DeleteUser(ctx, opts.account)
+	case "passwd":
+		err = db.SetPassword(ctx, opts.account, password)
+	case "disable", "enable":
+		err = db.SetDisabled(ctx, opts.account, opts.sub == "disable")
+	case "list":
+		err = listUsers(ctx, db, stdout)
+	}
+	if err != nil {
+		return fmt.Errorf("user %s: %w", opts.sub, err)
+	}
+	return nil
+}
+
+// listUsers prints one tab-separated line per account: JID, admin,
+// disabled, last login (RFC 3339, UTC, or - for never).
+func listUsers(ctx context.Context, db *store.DB, stdout io.Writer) error {
+	users, err := db.Users(ctx)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(stdout)
+	for _, u := range users {
+		last := "-"
+		if !u.LastLogin.IsZero() {
+			last = u.LastLogin.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%s\t%t\t%t\t%s\n", u.JID, u.Admin, u.Disabled, last)
+	}
+	return w.Flush()
+}
+
+// maxPasswordLine bounds what readPassword reads; the store refuses
+// passwords over 1024 bytes anyway.
+const maxPasswordLine = 4096
+
+// readPassword returns the first line of stdin without its line ending, or
+// "" when stdin is a terminal or empty.
+func readPassword(stdin io.Reader) (string, error) {
+	if f, ok := stdin.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			return "", nil
+		}
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, maxPasswordLine)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read the password from stdin: %w", err)
+	}
+	line = strings.TrimSuffix(line, "\n")
+	return strings.TrimSuffix(line, "\r"), nil
+}
+
+// randomPassword returns a new password of 18 random bytes, base64url (24
+// characters).
+func randomPassword() string {
+	var b [18]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

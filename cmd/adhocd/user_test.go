@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/sessman/store"
+)
+
+// userRun runs `adhocd user args...` with stdin and returns stdout.
+func userRun(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := runUser(t.Context(), args, strings.NewReader(stdin), &stdout, &stderr)
+	return stdout.String(), err
+}
+
+// mustUser runs `adhocd user args...` and fails the test on error.
+func mustUser(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	out, err := userRun(t, stdin, args...)
+	require.NoError(t, err, "adhocd user %s", strings.Join(args, " "))
+	return out
+}
+
+// openData opens the database of a data directory, closed at cleanup.
+func openData(t *testing.T, dir string) *store.DB {
+	t.Helper()
+	db, err := store.Open(filepath.Join(dir, "adhocd.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, db.Close()) })
+	return db
+}
+
+func TestUserAddList(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	assert.Empty(t, mustUser(t, "pw-bob\n", "add", "bob@localhost", "--data", dir, "--admin"))
+	assert.Empty(t, mustUser(t, "pw-carol\r\nignored\n", "add", "--data", dir, "Carol@LOCALHOST"))
+
+	fi, err := os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
+
+	out := mustUser(t, "", "list", "--data", dir)
+	assert.Equal(t, "bob@localhost\ttrue\tfalse\t-\ncarol@localhost\tfalse\tfalse\t-\n", out)
+
+	db := openData(t, dir)
+	assert.NoError(t, db.VerifyPassword(t.Context(), jid.MustParse("bob@localhost"), "pw-bob"))
+	assert.NoError(t, db.VerifyPassword(t.Context(), jid.MustParse("carol@localhost"), "pw-carol"), "CRLF stripped")
+	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	require.NoError(t, db.RecordLogin(t.Context(), jid.MustParse("carol@localhost"), at))
+
+	out = mustUser(t, "", "list", "--data", dir)
+	assert.Equal(t, "bob@localhost\ttrue\tfalse\t-\ncarol@localhost\tfalse\tfalse\t2025-01-02T03:04:05Z\n", out)
+}
+
+func TestUserGeneratedPassword(t *testing.T) {
+	for _, sub := range []string{"add", "passwd"} {
+		t.Run(sub, func(t *testing.T) {
+			dir := t.TempDir()
+			if sub == "passwd" {
+				mustUser(t, "old\n", "add", "--data", dir, "bob@localhost")
+			}
+			out := mustUser(t, "", sub, "--data", dir, "bob@localhost")
+			prefix := "Generated password for bob@localhost: "
+			require.True(t, strings.HasPrefix(out, prefix), "got %q", out)
+			password := strings.TrimSuffix(strings.TrimPrefix(out, prefix), "\n")
+			assert.Len(t, password, 24)
+			assert.Equal(t, 1, strings.Count(out, "\n"), "one line")
+
+			db := openData(t, dir)
+			assert.NoError(t, db.VerifyPassword(t.Context(), jid.MustParse("bob@localhost"), password))
+		})
+	}
+}
+
+func TestUserPasswd(t *testing.T) {
+	dir := t.TempDir()
+	bob := jid.MustParse("bob@localhost")
+	mustUser(t, "old\n", "add", "--data", dir, "bob@localhost")
+	assert.Empty(t, mustUser(t, "new\n", "passwd", "bob@localhost", "--data", dir))
+
+	db := openData(t, dir)
+	assert.NoError(t, db.VerifyPassword(t.Context(), bob, "new"))
+	assert.ErrorIs(t, db.VerifyPassword(t.Context(), bob, "old"), store.ErrBadPassword)
+}
+
+func TestUserDisableEnableDel(t *testing.T) {
+	dir := t.TempDir()
+	mustUser(t, "pw\n", "add", "--data", dir, "bob@localhost")
+
+	mustUser(t, "", "disable", "--data", dir, "bob@localhost")
+	assert.Equal(t, "bob@localhost\tfalse\ttrue\t-\n", mustUser(t, "", "list", "--data", dir))
+	mustUser(t, "", "enable", "bob@localhost", "--data", dir)
+	assert.Equal(t, "bob@localhost\tfalse\tfalse\t-\n", mustUser(t, "", "list", "--data", dir))
+
+	mustUser(t, "", "del", "--data", dir, "bob@localhost")
+	assert.Empty(t, mustUser(t, "", "list", "--data", dir))
+}
+
+func TestUserDomains(t *testing.T) {
+	dir := t.TempDir()
+	mustUser(t, "pw\n", "add", "--data", dir, "--domain", "Example.ORG", "bob@example.org")
+	t.Setenv("ADHOCD_DOMAIN", "example.net")
+	mustUser(t, "pw\n", "add", "--data", dir, "carol@example.net")
+	_, err := userRun(t, "pw\n", "add", "--data", dir, "dave@localhost")
+	assert.ErrorContains(t, err, `domain localhost is not served here (--domain example.net)`)
+	out := mustUser(t, "", "list", "--data", dir)
+	assert.Equal(t, "bob@example.org\tfalse\tfalse\t-\ncarol@example.net\tfalse\tfalse\t-\n", out)
+}
+
+func TestUserErrors(t *testing.T) {
+	tests := []struct {
+		name        string
+		givenStdin  string
+		whenArgs    []string // --data is added
+		expectError string   // the whole message, or a part of it with expectPart
+		expectPart  bool
+	}{
+		{name: "add duplicate", givenStdin: "x\n", whenArgs: []string{"add", "bob@localhost"},
+			expectError: "user add: store: account already exists: bob@localhost"},
+		{name: "del missing", whenArgs: []string{"del", "nobody@localhost"},
+			expectError: "user del: store: no such account: nobody@localhost"},
+		{name: "passwd missing", givenStdin: "x\n", whenArgs: []string{"passwd", "nobody@localhost"},
+			expectError: "user passwd: store: no such account: nobody@localhost"},
+		{name: "disable missing", whenArgs: []string{"disable", "nobody@localhost"},
+			expectError: "user disable: store: no such account: nobody@localhost"},
+		{name: "enable missing", whenArgs: []string{"enable", "nobody@localhost"},
+			expectError: "user enable: store: no such account: nobody@localhost"},
+		{name: "malformed JID", givenStdin: "x\n", whenArgs: []string{"add", "@localhost"},
+			expectError: `user add: "@localhost" is not a valid JID: `, expectPart: true},
+		{name: "malformed domain", givenStdin: "x\n", whenArgs: []string{"add", "bob@"},
+			expectError: `user add: "bob@" is not a valid JID: `, expectPart: true},
+		{name: "resource", givenStdin: "x\n", whenArgs: []string{"add", "bob@localhost/phone"},
+			expectError: `user add: "bob@localhost/phone": an account JID has no resource, use bob@localhost`},
+		{name: "no localpart", whenArgs: []string{"del", "localhost"},
+			expectError: `user del: "localhost": an account JID needs a user part, like user@localhost`},
+		{name: "foreign domain", givenStdin: "x\n", whenArgs: []string{"add", "bob@example.org"},
+			expectError: `user add: "bob@example.org": domain example.org is not served here (--domain localhost)`},
+		{name: "unknown command", whenArgs: []string{"frob", "bob@localhost"},
+			expectError: `user: unknown command "frob" (add, del, passwd, list, disable, enable)`},
+		{name: "no command", whenArgs: nil,
+			expectError: "user: no command given (add, del, passwd, list, disable, enable)"},
+		{name: "missing JID", whenArgs: []string{"add", "--admin"},
+			expectError: "user add: missing JID (adhocd user add [--admin] [flags] JID)"},
+		{name: "two JIDs", whenArgs: []string{"del", "bob@localhost", "carol@localhost"},
+			expectError: `user del: unexpected argument "carol@localhost" after the JID`},
+		{name: "list argument", whenArgs: []string{"list", "bob@localhost"},
+			expectError: `user list: unexpected argument "bob@localhost"`},
+		{name: "bad domain flag", whenArgs: []string{"del", "--domain", "a@b", "bob@localhost"},
+			expectError: `user del: --domain: "a@b" is not a domain name`},
+		{name: "admin flag on del", whenArgs: []string{"del", "--admin", "bob@localhost"},
+			expectError: "user del: flag provided but not defined: -admin"},
+		{name: "invalid password", givenStdin: "a\xffb\n", whenArgs: []string{"passwd", "bob@localhost"},
+			expectError: "user passwd: store: invalid password: it is not valid UTF-8"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mustUser(t, "pw\n", "add", "--data", dir, "bob@localhost")
+			args := tc.whenArgs
+			if len(args) > 0 {
+				args = append(append([]string{}, args...), "--data", dir)
+			}
+
+			_, err := userRun(t, tc.givenStdin, args...)
+			require.Error(t, err)
+			if tc.expectPart {
+				assert.Contains(t, err.Error(), tc.expectError)
+			} else {
+				assert.Equal(t, tc.expectError, err.Error())
+			}
+			assert.NotContains(t, err.Error(), "\n", "one line")
+
+			// Nothing changed.
+			assert.Equal(t, "bob@localhost\tfalse\tfalse\t-\n", mustUser(t, "", "list", "--data", dir))
+			db := openData(t, dir)
+			assert.NoError(t, db.VerifyPassword(t.Context(), jid.MustParse("bob@localhost"), "pw"))
+		})
+	}
+}
+
+func TestUserNoDatabase(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "typo")
+	_, err := userRun(t, "", "list", "--data", dir)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no database at ")
+	assert.NoDirExists(t, dir)
+}
+
+func TestUserHelp(t *testing.T) {
+	_, err := userRun(t, "", "add", "--help")
+	assert.ErrorIs(t, err, flag.ErrHelp)
+	out := mustUser(t, "", "help")
+	assert.Contains(t, out, "Usage: adhocd user")
+}

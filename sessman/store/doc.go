@@ -1,0 +1,35 @@
+// Package store implements the embedded account store of adhocd: one SQLite
+// database (the pure Go driver modernc.org/sqlite, no cgo) holding the
+// accounts of the session manager.
+//
+// # Accounts
+//
+// An account is keyed by its bare JID (localpart@domainpart) and carries an
+// admin flag, a disabled flag, its creation time and its last login.
+// A JID without a localpart (a bare domain) is never an account.
+//
+// # Credentials
+//
+// Passwords are never stored.
+// For each of SCRAM-SHA-1 and SCRAM-SHA-256 (RFC 5802 §3, RFC 7677) the store
+// keeps a random 16-byte salt, the iteration count (4096), StoredKey and
+// ServerKey, which is what a SCRAM server needs (see [DB.SCRAM]) and enough to
+// check a plain password from SASL PLAIN or HTTP Basic authentication (see
+// [DB.VerifyPassword]).
+// A password is non-empty, at most 1024 bytes of valid UTF-8, and is used as
+// given: no SASLprep or other normalisation is applied.
+//
+// # Durability and schema
+//
+// The database runs in WAL mode with synchronous=FULL, so a write that
+// returned without error survives a crash, and with foreign keys enforced.
+// Every write is one transaction: nothing is half-written on error.
+// A [DB] is safe for concurrent use.
+//
+// The schema is plain SQL that PostgreSQL can also run (BIGINT unix
+// milliseconds for times, BOOLEAN flags, base64 TEXT for salts and keys,
+// $n placeholders), so that a shared PostgreSQL store can later use the same
+// tables.
+// Its version is kept in PRAGMA user_version; [Open] applies the migrations a
+// database file has not seen yet.
+package store

@@ -1,0 +1,173 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Errors returned by the account methods, wrapped with the account's JID.
+// Compare them with errors.Is.
+var (
+	// ErrNotFound is returned for an account that does not exist.
+	ErrNotFound = errors.New("store: no such account")
+	// ErrExists is returned by AddUser for an account that already exists.
+	ErrExists = errors.New("store: account already exists")
+	// ErrBadPassword is returned by VerifyPassword for a wrong password.
+	ErrBadPassword = errors.New("store: wrong password")
+	// ErrDisabled is returned for an account that exists but is disabled.
+	ErrDisabled = errors.New("store: account disabled")
+	// ErrInvalidPassword is returned by AddUser and SetPassword for a
+	// password that is empty, longer than 1024 bytes or not valid UTF-8.
+	ErrInvalidPassword = errors.New("store: invalid password")
+)
+
+// busyTimeoutMS is how long a statement waits for another writer (another
+// connection or another adhocd process on the same file) before failing.
+const busyTimeoutMS = 10000
+
+// migrations are the schema changes in order: migrations[i] takes a database
+// from user_version i to i+1.
+// Never edit an entry that has been released; append a new one.
+// The SQL must stay runnable by PostgreSQL too.
+var migrations = []string{
+	`CREATE TABLE accounts (
+	jid        TEXT    NOT NULL PRIMARY KEY,
+	admin      BOOLEAN NOT NULL DEFAULT FALSE,
+	disabled   BOOLEAN NOT NULL DEFAULT FALSE,
+	created_at BIGINT  NOT NULL,
+	last_login BIGINT
+);
+CREATE TABLE scram_credentials (
+	jid        TEXT    NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE,
+	hash       TEXT    NOT NULL,
+	salt       TEXT    NOT NULL,
+	iterations INTEGER NOT NULL,
+	stored_key TEXT    NOT NULL,
+	server_key TEXT    NOT NULL,
+	PRIMARY KEY (jid, hash)
+);`,
+}
+
+// DB is an open account database.
+// It is safe for concurrent use.
+type DB struct {
+	sql *sql.DB
+}
+
+// Open opens the SQLite database at path, creating the file (mode 0600) and
+// its schema if missing and migrating an older schema.
+// The directory must exist.
+func Open(path string) (*DB, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	// Create the file ourselves so that it is private: it holds credentials,
+	// and SQLite gives its -wal and -shm files the mode of the database file.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+
+	// The pragmas are per connection, so they go in the DSN, which the driver
+	// applies to every connection of the pool.
+	// BEGIN IMMEDIATE takes the write lock at the start of a transaction, so
+	// two writers queue on busy_timeout instead of failing to upgrade.
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?" + q.Encode()
+
+	sqlDB, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db := &DB{sql: sqlDB}
+	if err := db.migrate(context.Background()); err != nil {
+		// The migration error is the one worth reporting; closing a pool
+		// that failed to start has nothing to add.
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	if err := db.sql.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// migrate brings the schema up to the newest version in one transaction.
+func (db *DB) migrate(ctx context.Context) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		var version int
+		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if version > len(migrations) {
+			return fmt.Errorf("schema version %d is newer than this program knows (%d)", version, len(migrations))
+		}
+		if version == len(migrations) {
+			return nil
+		}
+		for i := version; i < len(migrations); i++ {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return fmt.Errorf("migrate schema to version %d: %w", i+1, err)
+			}
+		}
+		// PRAGMA takes no bound parameters; the value is our own integer.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations))); err != nil {
+			return fmt.Errorf("set schema version: %w", err)
+		}
+		return nil
+	})
+}
+
+// inTx runs fn in one transaction, committed if fn returns nil and rolled
+// back otherwise.
+func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		// fn's error is the one to report; the rollback of a failed
+		// transaction cannot make it worse.
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// wrapErr adds the operation and account to an error of the database, and
+// leaves the package's own errors (already wrapped with the account) alone.
+func wrapErr(op, account string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrExists), errors.Is(err, ErrBadPassword),
+		errors.Is(err, ErrDisabled), errors.Is(err, ErrInvalidPassword):
+		return err
+	default:
+		return fmt.Errorf("store: %s %s: %w", op, account, err)
+	}
+}

@@ -1,0 +1,163 @@
+package c2s
+
+import (
+	"crypto/tls"
+	"errors"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// serve runs the connection from its first byte to its teardown.
+func (c *conn) serve() {
+	err := c.raw.SetDeadline(time.Now().Add(c.srv.cfg.NegotiationTimeout))
+	if err == nil {
+		err = c.negotiate()
+	}
+	if err == nil {
+		err = c.readLoop()
+	}
+	c.teardown(err)
+}
+
+// negotiate takes the stream from its header to a bound resource
+// (RFC 6120 §5, §6, §7).
+func (c *conn) negotiate() error {
+	for {
+		if err := c.readHeader(); err != nil {
+			return err
+		}
+		switch {
+		case !c.secure && c.transport == TransportTCP:
+			if err := c.negotiateTLS(); err != nil {
+				return err
+			}
+		case c.user.Domainpart() == "":
+			if err := c.negotiateSASL(); err != nil {
+				return err
+			}
+		default:
+			return c.negotiateBind()
+		}
+		c.headerSent = false
+		c.restart()
+	}
+}
+
+// negotiateTLS requires STARTTLS (RFC 6120 §5) and upgrades the connection.
+func (c *conn) negotiateTLS() error {
+	if err := c.writeNow([]byte(`<stream:features xmlns:stream='` + nsStream + `'><starttls xmlns='` + nsTLS + `'><required/></starttls></stream:features>`)); err != nil {
+		return err
+	}
+	el, err := c.readElement()
+	if err != nil {
+		return err
+	}
+	if !el.is(nsTLS, "starttls") {
+		return newStreamErr("policy-violation", "STARTTLS is required before anything else.")
+	}
+	if err := c.writeNow([]byte(`<proceed xmlns='` + nsTLS + `'/>`)); err != nil {
+		return err
+	}
+	if c.rd.Buffered() > 0 {
+		// Plain-text data sent after <starttls/> would be read as if it came
+		// over TLS (a command injection): refuse it.
+		return errors.New("c2s: data after starttls")
+	}
+	tc := tls.Server(c.raw, c.srv.cfg.TLS)
+	if err := tc.Handshake(); err != nil {
+		return err
+	}
+	c.nc = tc
+	c.secure = true
+	c.rd.Reset(c.in)
+	return nil
+}
+
+// negotiateBind offers resource binding and binds the requested resource
+// (RFC 6120 §7), or a generated one when none is requested.
+func (c *conn) negotiateBind() error {
+	if err := c.writeNow([]byte(`<stream:features xmlns:stream='` + nsStream + `'><bind xmlns='` + nsBind +
+		`'/><session xmlns='` + nsSession + `'><optional/></session></stream:features>`)); err != nil {
+		return err
+	}
+	for {
+		el, err := c.readElement()
+		if err != nil {
+			return err
+		}
+		bind, ok := el.child()
+		if !el.is(nsClient, "iq") || el.attr("type") != "set" || !ok || !bind.is(nsBind, "bind") {
+			return newStreamErr("not-authorized", "Bind a resource before sending anything else.")
+		}
+		var resource string
+		for _, ch := range bind.children() {
+			if ch.is(nsBind, "resource") {
+				resource = ch.text()
+			}
+		}
+		if resource == "" {
+			resource = "adhocd-" + newID()[:12]
+		}
+		addr, err := jid.New(c.user.Localpart(), c.user.Domainpart(), resource)
+		if err != nil {
+			if err := c.writeNow(stanzaError(el, "", "modify", "bad-request", "The resource is not valid: "+err.Error())); err != nil {
+				return err
+			}
+			continue
+		}
+		c.addr = addr
+		c.boundAt = time.Now()
+		c.log = c.log.With().Stringer("jid", addr).Str("transport", c.transport).Logger()
+		// From here on, writes go through the queue; deadlines are per read
+		// and per write.
+		if err := c.raw.SetDeadline(time.Time{}); err != nil {
+			return err
+		}
+		c.qmu.Lock()
+		c.queueing = true
+		c.idle = time.AfterFunc(c.srv.cfg.IdleTimeout, c.keepalive)
+		c.qmu.Unlock()
+		c.send([]byte(`<iq xmlns='` + nsClient + `' type='result' id='` + escape(el.attr("id")) + `'><bind xmlns='` + nsBind +
+			`'><jid>` + escape(addr.String()) + `</jid></bind></iq>`))
+		return c.srv.reg.Bind(c)
+	}
+}
+
+// teardown ends the stream as err calls for, closes the connection and
+// removes it from the registry.
+func (c *conn) teardown(err error) {
+	var final [][]byte
+	if se := c.streamErrorFor(err); se != nil {
+		if se.condition == "connection-timeout" || se.condition == "not-well-formed" {
+			c.log.Debug().Err(err).Str("condition", se.condition).Msg("closing stream")
+		} else {
+			c.log.Warn().Err(err).Str("condition", se.condition).Msg("closing stream")
+		}
+		if !c.headerSent {
+			final = append(final, c.streamHeader())
+		}
+		final = append(final, streamError(se.condition, se.text), streamEnd(c.framed))
+	} else if errors.Is(err, errStreamClosed) {
+		final = append(final, streamEnd(c.framed))
+	} else if err != nil && !isClosedErr(err) {
+		c.log.Debug().Err(err).Msg("connection failed")
+	}
+	c.finish(final...)
+
+	c.qmu.Lock()
+	wasBound := c.queueing
+	if c.grace != nil {
+		c.grace.Stop()
+	}
+	if c.idle != nil {
+		c.idle.Stop()
+	}
+	c.qmu.Unlock()
+	if wasBound {
+		c.srv.reg.Unbind(c)
+		if c.Presence() != "unavailable" {
+			c.srv.broadcastUnavailable(c)
+		}
+	}
+}

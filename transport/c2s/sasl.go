@@ -1,0 +1,233 @@
+package c2s
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+)
+
+// Accounts is the account store as the listener uses it.
+type Accounts interface {
+	// SCRAM returns the stored SCRAM keys of user for hash "SHA-1" or
+	// "SHA-256". Errors: ErrUnknownUser, ErrAccountDisabled.
+	SCRAM(ctx context.Context, user jid.JID, hash string) (SCRAMKeys, error)
+	// VerifyPassword checks a plain password.
+	// Errors: ErrUnknownUser, ErrAccountDisabled, ErrBadPassword.
+	VerifyPassword(ctx context.Context, user jid.JID, password string) error
+	// RecordLogin notes a successful login.
+	RecordLogin(ctx context.Context, user jid.JID, at time.Time) error
+}
+
+// SCRAMKeys are an account's stored SCRAM credentials for one hash (RFC 5802 §3).
+type SCRAMKeys struct {
+	Salt       []byte
+	Iterations int
+	StoredKey  []byte
+	ServerKey  []byte
+}
+
+// Errors an Accounts implementation reports, possibly wrapped.
+var (
+	ErrUnknownUser     = errors.New("c2s: unknown user")
+	ErrAccountDisabled = errors.New("c2s: account disabled")
+	ErrBadPassword     = errors.New("c2s: wrong password")
+)
+
+// saslFailure is a failed attempt: the client is told and may retry.
+type saslFailure struct {
+	condition string // RFC 6120 §6.5
+	text      string
+	cause     error // logged, never sent
+}
+
+func (f *saslFailure) Error() string { return "c2s: sasl " + f.condition }
+
+var errAborted = &saslFailure{condition: "aborted"}
+
+// mechanisms lists what we offer, strongest first. Never a -PLUS variant:
+// channel binding is not implemented.
+func (c *conn) mechanisms() []string {
+	m := []string{"SCRAM-SHA-256", "SCRAM-SHA-1"}
+	if c.secure {
+		m = append(m, "PLAIN")
+	}
+	return m
+}
+
+// negotiateSASL authenticates the client (RFC 6120 §6), allowing a few
+// retries after failures.
+func (c *conn) negotiateSASL() error {
+	var b strings.Builder
+	b.WriteString(`<stream:features xmlns:stream='` + nsStream + `'><mechanisms xmlns='` + nsSASL + `'>`)
+	for _, m := range c.mechanisms() {
+		b.WriteString(`<mechanism>` + m + `</mechanism>`)
+	}
+	b.WriteString(`</mechanisms></stream:features>`)
+	if err := c.writeNow([]byte(b.String())); err != nil {
+		return err
+	}
+	for failures := 0; ; {
+		el, err := c.readElement()
+		if err != nil {
+			return err
+		}
+		if !el.is(nsSASL, "auth") {
+			return newStreamErr("not-authorized", "Authenticate before sending anything else.")
+		}
+		user, err := c.authenticate(el)
+		var f *saslFailure
+		if errors.As(err, &f) {
+			if f.cause != nil {
+				c.log.Error().Err(f.cause).Str("condition", f.condition).Msg("authentication failed")
+			} else {
+				c.log.Info().Str("condition", f.condition).Msg("authentication failed")
+			}
+			if err := c.writeNow(saslFailureElement(f)); err != nil {
+				return err
+			}
+			if failures++; failures >= c.srv.cfg.MaxAuthFailures {
+				return newStreamErr("policy-violation", "Too many failed authentication attempts.")
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		c.user = user
+		c.log = c.log.With().Stringer("jid", user).Logger()
+		if err := c.srv.accounts.RecordLogin(context.Background(), user, time.Now()); err != nil {
+			c.log.Error().Err(err).Msg("recording last login failed")
+		}
+		return nil
+	}
+}
+
+func saslFailureElement(f *saslFailure) []byte {
+	s := `<failure xmlns='` + nsSASL + `'><` + f.condition + `/>`
+	if f.text != "" {
+		s += `<text xml:lang='en'>` + escape(f.text) + `</text>`
+	}
+	return []byte(s + `</failure>`)
+}
+
+// authenticate runs one SASL exchange. A *saslFailure means the client may
+// try again; any other error ends the stream.
+func (c *conn) authenticate(auth element) (jid.JID, error) {
+	mech := auth.attr("mechanism")
+	offered := false
+	for _, m := range c.mechanisms() {
+		offered = offered || m == mech
+	}
+	if !offered {
+		return jid.JID{}, &saslFailure{condition: "invalid-mechanism", text: "Mechanism " + mech + " is not offered."}
+	}
+	initial, err := decodeSASL(auth.text())
+	if err != nil {
+		return jid.JID{}, err
+	}
+	ex := &saslExchange{c: c}
+	if mech == "PLAIN" {
+		if initial == nil {
+			if initial, err = ex.challenge(nil); err != nil {
+				return jid.JID{}, err
+			}
+		}
+		return c.plain(initial)
+	}
+	return c.scram(ex, mech, initial)
+}
+
+// saslExchange sends challenges and reads the client's responses.
+type saslExchange struct{ c *conn }
+
+func (ex *saslExchange) challenge(data []byte) ([]byte, error) {
+	if err := ex.c.writeNow([]byte(`<challenge xmlns='` + nsSASL + `'>` + base64.StdEncoding.EncodeToString(data) + `</challenge>`)); err != nil {
+		return nil, err
+	}
+	el, err := ex.c.readElement()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case el.is(nsSASL, "abort"):
+		return nil, errAborted
+	case el.is(nsSASL, "response"):
+		resp, err := decodeSASL(el.text())
+		if resp == nil && err == nil {
+			resp = []byte{}
+		}
+		return resp, err
+	}
+	return nil, newStreamErr("not-authorized", "Expected a SASL <response/>.")
+}
+
+// decodeSASL decodes a SASL payload: "" is no data, "=" is empty data.
+func decodeSASL(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	switch s {
+	case "":
+		return nil, nil
+	case "=":
+		return []byte{}, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, &saslFailure{condition: "incorrect-encoding", text: "The SASL data is not valid base64."}
+	}
+	return b, nil
+}
+
+// plain implements RFC 4616, offered only over TLS.
+func (c *conn) plain(msg []byte) (jid.JID, error) {
+	parts := bytes.Split(msg, []byte{0})
+	if len(parts) != 3 {
+		return jid.JID{}, &saslFailure{condition: "malformed-request", text: "PLAIN expects authzid NUL authcid NUL password."}
+	}
+	user, err := c.userJID(string(parts[1]), string(parts[0]))
+	if err != nil {
+		return jid.JID{}, err
+	}
+	err = c.srv.accounts.VerifyPassword(context.Background(), user, string(parts[2]))
+	if err != nil {
+		return jid.JID{}, accountFailure(err)
+	}
+	return user, c.writeNow([]byte(`<success xmlns='` + nsSASL + `'/>`))
+}
+
+// userJID turns a SASL authentication identity (a localpart or a bare JID of
+// our domain) into a bare JID, and checks that the authorization identity, if
+// any, is that same JID.
+func (c *conn) userJID(authcid, authzid string) (jid.JID, error) {
+	notAuthorized := &saslFailure{condition: "not-authorized"}
+	local := authcid
+	if at := strings.LastIndexByte(authcid, '@'); at >= 0 {
+		if authcid[at+1:] != c.srv.cfg.Domain {
+			return jid.JID{}, notAuthorized
+		}
+		local = authcid[:at]
+	}
+	user, err := jid.New(local, c.srv.cfg.Domain, "")
+	if err != nil || local == "" {
+		return jid.JID{}, notAuthorized
+	}
+	if authzid != "" && authzid != user.String() {
+		return jid.JID{}, &saslFailure{condition: "invalid-authzid", text: "You may only act as " + user.String() + "."}
+	}
+	return user, nil
+}
+
+// accountFailure maps an account store error to what the client is told.
+func accountFailure(err error) error {
+	switch {
+	case errors.Is(err, ErrAccountDisabled):
+		return &saslFailure{condition: "account-disabled", text: "This account is disabled."}
+	case errors.Is(err, ErrUnknownUser), errors.Is(err, ErrBadPassword):
+		return &saslFailure{condition: "not-authorized"}
+	}
+	return &saslFailure{condition: "temporary-auth-failure", text: "Authentication is not available right now; try again later.", cause: err}
+}

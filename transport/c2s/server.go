@@ -1,0 +1,204 @@
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"mellium.im/xmpp/jid"
+)
+
+// Config configures a Server. Zero values take the defaults shown.
+type Config struct {
+	Domain             string        // the domain served; required
+	TLS                *tls.Config   // certificate for STARTTLS and direct TLS; required
+	NegotiationTimeout time.Duration // connect to bound resource; default 30s
+	MaxStanzaSize      int64         // bytes per top-level element; default 256 KiB
+	WriteTimeout       time.Duration // per write; a client that does not read is dropped; default 10s
+	MaxQueuedBytes     int           // queued for one client before it is dropped; default 1 MiB
+	IdleTimeout        time.Duration // silence before a keepalive ping; default 5m
+	PingTimeout        time.Duration // silence after the ping before the client is dropped; default 30s
+	KickGrace          time.Duration // wait for an ended client to close its side; default 2s
+	MaxAuthFailures    int           // failed SASL attempts before the connection is closed; default 3
+}
+
+func (cfg *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.NegotiationTimeout, 30*time.Second)
+	def(&cfg.WriteTimeout, 10*time.Second)
+	def(&cfg.IdleTimeout, 5*time.Minute)
+	def(&cfg.PingTimeout, 30*time.Second)
+	def(&cfg.KickGrace, 2*time.Second)
+	if cfg.MaxStanzaSize <= 0 {
+		cfg.MaxStanzaSize = 256 << 10
+	}
+	if cfg.MaxQueuedBytes <= 0 {
+		cfg.MaxQueuedBytes = 1 << 20
+	}
+	if cfg.MaxAuthFailures <= 0 {
+		cfg.MaxAuthFailures = 3
+	}
+}
+
+// boundConn is the registry's view of a connection; identical to sessman.Conn.
+type boundConn = interface {
+	SessionID() string
+	JID() jid.JID
+	Transport() string
+	RemoteAddr() net.Addr
+	BoundAt() time.Time
+	LastActive() time.Time
+	Presence() string
+	Kick(condition, text string)
+}
+
+// Registry is the session registry the listener binds resources in and routes
+// through. *sessman.Registry implements it.
+type Registry interface {
+	Bind(c boundConn) error
+	Unbind(c boundConn)
+	Lookup(full jid.JID) (boundConn, bool)
+	Resources(user jid.JID) []boundConn
+}
+
+// Server accepts client connections on any number of listeners.
+type Server struct {
+	cfg      Config
+	accounts Accounts
+	reg      Registry
+	log      zerolog.Logger
+	secret   []byte // keys the fake SCRAM salts of unknown users
+
+	wg sync.WaitGroup // connection and writer goroutines
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+}
+
+// New returns a Server. It accepts nothing until Serve is called.
+func New(cfg Config, accounts Accounts, reg Registry, logger zerolog.Logger) *Server {
+	cfg.setDefaults()
+	return &Server{
+		cfg:       cfg,
+		accounts:  accounts,
+		reg:       reg,
+		log:       logger.With().Str("component", "c2s").Logger(),
+		secret:    []byte(newID()),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+	}
+}
+
+// ErrServerClosed is returned by Serve after Close.
+var ErrServerClosed = errors.New("c2s: server closed")
+
+// Serve accepts connections on ln until Close. With directTLS each connection
+// starts with a TLS handshake (XEP-0368); otherwise the client must use
+// STARTTLS before it may authenticate.
+func (s *Server) Serve(ln net.Listener, directTLS bool) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn().Err(err).Str("duration", delay.String()).Msg("accept failed, backing off")
+				time.Sleep(delay) // backoff, not synchronisation
+				continue
+			}
+			return err
+		}
+		delay = 0
+		transport := TransportTCP
+		if directTLS {
+			nc = tls.Server(nc, s.cfg.TLS)
+			transport = TransportTLS
+		}
+		s.start(nc, transport, nc.RemoteAddr(), false)
+	}
+}
+
+// start runs a connection in its own goroutine.
+func (s *Server) start(nc net.Conn, transport string, remote net.Addr, secure bool) *conn {
+	c := newConn(s, nc, transport, remote)
+	c.secure = c.secure || secure
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = nc.Close()
+		return nil
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	return c
+}
+
+// Close stops accepting, ends every session with <system-shutdown/>, and
+// waits for every connection goroutine to finish or ctx to expire.
+// It is safe to call more than once.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	for ln := range s.listeners {
+		_ = ln.Close() // Serve returns ErrServerClosed
+	}
+	s.listeners = map[net.Listener]struct{}{}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	for _, c := range conns {
+		c.Kick("system-shutdown", "The server is shutting down.")
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			_ = c.raw.Close()
+		}
+		<-done
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,195 @@
+package c2s
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+)
+
+// streamErr is a stream-level error (RFC 6120 §4.9): the stream is closed
+// after it is sent.
+type streamErr struct {
+	condition string
+	text      string
+}
+
+func (e *streamErr) Error() string { return "c2s: stream error " + e.condition + ": " + e.text }
+
+func newStreamErr(condition, text string) error { return &streamErr{condition: condition, text: text} }
+
+// streamErrorFor maps a read or negotiation failure to the stream error the
+// client is sent, or nil when the connection is simply gone.
+func (c *conn) streamErrorFor(err error) *streamErr {
+	var se *streamErr
+	var syn *xml.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return se
+	case errors.Is(err, errTooLarge):
+		return &streamErr{"policy-violation", fmt.Sprintf("A stanza is larger than the limit of %d bytes.", c.srv.cfg.MaxStanzaSize)}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &streamErr{"connection-timeout", "The connection was idle for too long."}
+	case errors.As(err, &syn):
+		return &streamErr{"not-well-formed", "The XML is not well-formed: " + syn.Msg}
+	}
+	return nil
+}
+
+// readHeader reads the client's stream header (or RFC 7395 <open/>), checks
+// it, and answers with our own.
+func (c *conn) readHeader() error {
+	var start xml.StartElement
+	if c.framed {
+		el, err := c.readElement()
+		if err != nil {
+			return err
+		}
+		if !el.is(nsFraming, "open") {
+			return newStreamErr("invalid-namespace", "Expected <open xmlns='"+nsFraming+"'/>.")
+		}
+		start = el.start()
+	} else {
+		for {
+			tok, err := c.dec.Token()
+			if err != nil {
+				return err
+			}
+			if t, ok := tok.(xml.StartElement); ok {
+				start = t.Copy()
+				break
+			}
+			if t, ok := tok.(xml.CharData); ok && len(strings.TrimSpace(string(t))) != 0 {
+				return newStreamErr("not-well-formed", "Text before the stream header.")
+			}
+		}
+		if start.Name.Space != nsStream || start.Name.Local != "stream" {
+			return newStreamErr("invalid-namespace", "Expected a <stream:stream> header in namespace "+nsStream+".")
+		}
+	}
+	if err := c.writeNow(c.streamHeader()); err != nil {
+		return err
+	}
+	c.headerSent = true
+	if !c.framed {
+		if ns := attrValue(start, "", "xmlns"); ns != nsClient {
+			return newStreamErr("invalid-namespace", "The stream's default namespace must be "+nsClient+".")
+		}
+	}
+	if v := attrValue(start, "", "version"); v == "" || v[0] < '1' {
+		return newStreamErr("unsupported-version", "XMPP version 1.0 is required.")
+	}
+	if to := attrValue(start, "", "to"); to != "" {
+		addr, err := jid.Parse(to)
+		if err != nil || addr.Domainpart() != c.srv.cfg.Domain {
+			return newStreamErr("host-unknown", "This server does not serve "+to+".")
+		}
+	}
+	return nil
+}
+
+func attrValue(start xml.StartElement, space, local string) string {
+	for _, a := range start.Attr {
+		if a.Name.Space == space && a.Name.Local == local {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// streamHeader is our half of the stream opening.
+func (c *conn) streamHeader() []byte {
+	if c.framed {
+		return []byte(`<open xmlns='` + nsFraming + `' id='` + c.id + `' from='` + escape(c.srv.cfg.Domain) + `' version='1.0' xml:lang='en'/>`)
+	}
+	return []byte(`<?xml version='1.0'?><stream:stream xmlns='` + nsClient + `' xmlns:stream='` + nsStream +
+		`' id='` + c.id + `' from='` + escape(c.srv.cfg.Domain) + `' version='1.0' xml:lang='en'>`)
+}
+
+// streamError encodes a stream error. The stream prefix is declared on the
+// element itself so that it also stands alone as a WebSocket frame.
+func streamError(condition, text string) []byte {
+	s := `<stream:error xmlns:stream='` + nsStream + `'><` + condition + ` xmlns='` + nsStreams + `'/>`
+	if text != "" {
+		s += `<text xmlns='` + nsStreams + `' xml:lang='en'>` + escape(text) + `</text>`
+	}
+	return []byte(s + `</stream:error>`)
+}
+
+// streamEnd closes our side of the stream.
+func streamEnd(framed bool) []byte {
+	if framed {
+		return []byte(`<close xmlns='` + nsFraming + `'/>`)
+	}
+	return []byte(`</stream:stream>`)
+}
+
+// readElement reads the next complete top-level element of the stream,
+// skipping whitespace between elements. It returns errStreamClosed when the
+// client ends its stream, and errTooLarge when an element passes the limit.
+func (c *conn) readElement() (element, error) {
+	max := c.srv.cfg.MaxStanzaSize
+	start := c.dec.InputOffset()
+	// The reader may run ahead of the decoder by at most one buffer.
+	c.in.limit = c.in.n + max + readBufferSize
+	var el element
+	depth := 0
+	for {
+		tok, err := c.dec.Token()
+		if err != nil {
+			if err == io.EOF && depth == 0 && !c.framed {
+				return nil, io.EOF
+			}
+			return nil, err
+		}
+		if c.dec.InputOffset()-start > max {
+			return nil, errTooLarge
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			t = t.Copy()
+			if c.framed && t.Name.Space == "" {
+				// A frame stands alone, so it has no stream default namespace
+				// to inherit: an unqualified element is jabber:client.
+				t.Name.Space = nsClient
+			}
+			el = append(el, t)
+		case xml.EndElement:
+			if depth == 0 {
+				return nil, errStreamClosed
+			}
+			depth--
+			if c.framed && t.Name.Space == "" {
+				t.Name.Space = nsClient
+			}
+			el = append(el, t)
+			if depth == 0 {
+				if c.framed && el.is(nsFraming, "close") {
+					return nil, errStreamClosed
+				}
+				return el, nil
+			}
+		case xml.CharData:
+			if depth > 0 {
+				el = append(el, t.Copy())
+			} else if len(strings.TrimSpace(string(t))) != 0 {
+				return nil, newStreamErr("not-well-formed", "Text outside of any element.")
+			}
+		case xml.Comment, xml.Directive:
+			return nil, newStreamErr("restricted-xml", "Comments and DTDs are not allowed.")
+		case xml.ProcInst:
+			return nil, newStreamErr("restricted-xml", "Processing instructions are not allowed.")
+		}
+	}
+}
+
+// isClosedErr reports errors that mean the connection is simply gone.
+func isClosedErr(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+}
