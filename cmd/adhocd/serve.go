@@ -95,6 +95,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer db.Close()
+	logins := db.NewLoginRecorder(time.Second, log)
+	defer logins.Close()
 	if err := ensureAdmin(ctx, db, cfg.domain, stdout); err != nil {
 		return err
 	}
@@ -111,8 +113,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		NegotiationTimeout: cfg.negotiationTimeout,
 		IdleTimeout:        cfg.idleTimeout,
 		WriteTimeout:       cfg.writeTimeout,
-	}, accounts{db}, reg, log)
-	httpSrv := httpapi.New(httpapi.Config{WebSocket: c2sSrv.WebSocketHandler()}, log)
+	}, accounts{db, logins}, reg, log)
+	httpSrv := httpapi.New(httpapi.Config{WebSocket: c2sSrv.WebSocketHandler(), Sessions: reg.Count}, log)
 
 	errc := make(chan error, 3)
 	listen := func(component, addr string, serve func(net.Listener) error) error {

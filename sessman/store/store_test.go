@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"mellium.im/xmpp/jid"
@@ -502,4 +503,29 @@ func TestDeriveSCRAMRejects(t *testing.T) {
 	assert.Error(t, err)
 	_, err = store.DeriveSCRAM(store.HashSHA256, []byte("pw"), []byte("salt"), 0)
 	assert.Error(t, err)
+}
+
+func TestLoginRecorderBatches(t *testing.T) {
+	ctx := t.Context()
+	db, _ := openTemp(t)
+	alice, bob := jid.MustParse("alice@localhost"), jid.MustParse("bob@localhost")
+	require.NoError(t, db.AddUser(ctx, alice, "pw", false))
+	require.NoError(t, db.AddUser(ctx, bob, "pw", false))
+
+	rec := db.NewLoginRecorder(time.Hour, zerolog.Nop())
+	at := time.Now().Truncate(time.Millisecond)
+	rec.Record(alice, at.Add(-time.Minute))
+	rec.Record(alice, at) // the later login wins
+	rec.Record(bob, at)
+	rec.Record(jid.MustParse("ghost@localhost"), at) // unknown: ignored, no error
+	a, err := db.User(ctx, alice)
+	require.NoError(t, err)
+	assert.True(t, a.LastLogin.IsZero(), "nothing is written before the interval or Close")
+
+	rec.Close()
+	for _, u := range []jid.JID{alice, bob} {
+		a, err := db.User(ctx, u)
+		require.NoError(t, err)
+		assert.True(t, at.Equal(a.LastLogin), "%s: %v", u, a.LastLogin)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -15,6 +16,8 @@ import (
 type Config struct {
 	// WebSocket serves XMPP over WebSocket at /xmpp-websocket when set.
 	WebSocket http.Handler
+	// Sessions reports the number of bound resources, for /healthz.
+	Sessions func() int
 	// ReadHeaderTimeout bounds how long a client may take to send headers; default 10s.
 	ReadHeaderTimeout time.Duration
 }
@@ -40,12 +43,23 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 		log:  logger.With().Str("component", "http").Logger(),
 	}
 	e.GET("/healthz", func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+		h := health{Status: "ok", Goroutines: runtime.NumGoroutine()}
+		if cfg.Sessions != nil {
+			h.Sessions = cfg.Sessions()
+		}
+		return c.JSON(http.StatusOK, h)
 	})
 	if cfg.WebSocket != nil {
 		e.GET("/xmpp-websocket", echo.WrapHandler(cfg.WebSocket))
 	}
 	return s
+}
+
+// health is the body of /healthz.
+type health struct {
+	Status     string `json:"status"`
+	Sessions   int    `json:"sessions"`
+	Goroutines int    `json:"goroutines"`
 }
 
 // Handler returns the router, for tests that drive it with httptest.

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test of adhocd, installing what the tests need when it is missing:
+# the third-party XMPP clients python3-slixmpp and go-sendxmpp (Debian packages).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+python3 -c 'import slixmpp' 2>/dev/null || need+=(python3-slixmpp)
+command -v go-sendxmpp >/dev/null 2>&1 || need+=(go-sendxmpp)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+  echo "test.sh: gofmt -l lists unformatted files:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+go test -race -count=1 -timeout 8m ./...
