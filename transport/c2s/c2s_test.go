@@ -453,3 +453,30 @@ func jidStrings(js []jid.JID) []string {
 	}
 	return out
 }
+
+func TestIdleClientIsPingedThenDropped(t *testing.T) {
+	e := newEnv(t, func(c *c2s.Config) {
+		c.IdleTimeout = 100 * time.Millisecond
+		c.PingTimeout = 200 * time.Millisecond
+	})
+	user := e.addUser(t, "quiet", "pw")
+	answers := e.connect(t, user, "pw", "answers")
+	silent := e.connect(t, user, "pw", "silent")
+
+	ping := answers.expect("iq")
+	assert.Equal(t, "get", ping.attr("type"))
+	_, isPing := ping.find("ping")
+	require.True(t, isPing, "%+v", ping)
+	answers.send(`<iq type='result' id='%s' to='localhost'/>`, ping.attr("id"))
+
+	silent.expect("iq") // the ping, left unanswered
+	cond, _ := silent.expectStreamError()
+	assert.Equal(t, "connection-timeout", cond)
+	e.waitUnbound(t, "quiet@localhost/silent")
+
+	// The client that answered was kept: its next element is another ping,
+	// not a stream error.
+	again := answers.expect("iq")
+	_, isPing = again.find("ping")
+	assert.True(t, isPing, "%+v", again)
+}

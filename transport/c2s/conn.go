@@ -70,7 +70,7 @@ type conn struct {
 	closeAfter bool          // close the socket once the queue has been written
 	grace      *time.Timer
 	idle       *time.Timer // keepalive
-	pinged     bool        // a keepalive ping is outstanding
+	pingedAt   time.Time   // when the outstanding keepalive ping was sent; zero if none
 }
 
 func newConn(srv *Server, nc net.Conn, transport string, remote net.Addr) *conn {
@@ -131,12 +131,6 @@ func (c *conn) setPresence(p string) {
 			return
 		}
 	}
-}
-
-func (c *conn) bound() bool {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	return c.queueing
 }
 
 // Kick implements sessman.Conn: it queues a stream error and the end of the
@@ -260,17 +254,6 @@ func (c *conn) writeNow(items ...[]byte) error {
 	return nil
 }
 
-// write sends b by whichever path is current.
-func (c *conn) write(b []byte) error {
-	if c.bound() {
-		if !c.send(b) {
-			return io.ErrClosedPipe
-		}
-		return nil
-	}
-	return c.writeNow(b)
-}
-
 // finish ends the stream from our side (a final element such as a stream
 // error and the closing tag), waits for it to be written, and closes.
 func (c *conn) finish(final ...[]byte) {
@@ -351,17 +334,20 @@ func (r *inputReader) Read(p []byte) (int, error) {
 // stays silent for PingTimeout more. It costs no goroutine while idle.
 func (c *conn) keepalive() {
 	cfg := c.srv.cfg
-	idle := time.Since(c.LastActive())
+	last := c.LastActive()
+	idle := time.Since(last)
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
+	if !c.pingedAt.IsZero() && last.After(c.pingedAt) {
+		c.pingedAt = time.Time{} // the client spoke after the ping
+	}
 	switch {
 	case c.closing:
 		return
 	case idle < cfg.IdleTimeout:
-		c.pinged = false
 		c.idle.Reset(cfg.IdleTimeout - idle)
-	case !c.pinged:
-		c.pinged = true
+	case c.pingedAt.IsZero():
+		c.pingedAt = time.Now()
 		c.enqueueLocked(pingRequest(cfg.Domain, c.addr.String(), c.id), false)
 		c.idle.Reset(cfg.PingTimeout)
 	default:
