@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
-python3 -c 'import slixmpp' 2>/dev/null || need+=(python3-slixmpp)
+dpkg -s python3-slixmpp >/dev/null 2>&1 || need+=(python3-slixmpp)
 command -v go-sendxmpp >/dev/null 2>&1 || need+=(go-sendxmpp)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"

@@ -24,11 +24,23 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import ssl
 import sys
 from pathlib import Path
 
 import slixmpp
+
+
+class RedactSASL(logging.Filter):
+    """Hides SASL payloads in the --debug stream log."""
+
+    PAYLOAD = re.compile(r"(<(auth|challenge|response|success)\b[^>]*>)[^<]+(</)")
+
+    def filter(self, record):
+        record.msg = self.PAYLOAD.sub(r"\1[REDACTED]\3", record.getMessage())
+        record.args = None
+        return True
 
 
 def emit(*words):
@@ -110,6 +122,8 @@ def main():
         format="slixmpp %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSASL())
     password = os.environ.get("XMPP_PASSWORD")
     if password is None:
         p.error("XMPP_PASSWORD is not set")

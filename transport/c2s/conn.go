@@ -297,7 +297,7 @@ func (c *conn) finish(final ...[]byte) {
 // reset, and the client could lose the stream error we just wrote.
 func (c *conn) lingerClose() {
 	nc := c.raw
-	if tc, ok := nc.(*tls.Conn); ok {
+	if tc, ok := nc.(*tls.Conn); ok { // direct TLS
 		nc = tc.NetConn()
 	}
 	tcp, ok := nc.(*net.TCPConn)

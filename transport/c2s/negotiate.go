@@ -1,8 +1,10 @@
 package c2s
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
+	"net"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -59,12 +61,14 @@ func (c *conn) negotiateTLS() error {
 	if err := c.writeNow([]byte(`<proceed xmlns='` + nsTLS + `'/>`)); err != nil {
 		return err
 	}
-	if c.rd.Buffered() > 0 {
+	if rest, _ := c.rd.Peek(c.rd.Buffered()); len(bytes.TrimSpace(rest)) > 0 {
 		// Plain-text data sent after <starttls/> would be read as if it came
 		// over TLS (a command injection): refuse it.
 		return errors.New("c2s: data after starttls")
 	}
-	tc := tls.Server(c.raw, c.srv.cfg.TLS)
+	// Some clients (go-sendxmpp) send a newline after <starttls/>; it may
+	// even arrive after <proceed/>, so it is skipped on the socket too.
+	tc := tls.Server(&skipLeadingSpace{Conn: c.raw}, c.srv.cfg.TLS)
 	if err := tc.Handshake(); err != nil {
 		return err
 	}
@@ -108,18 +112,22 @@ func (c *conn) negotiateBind() error {
 		}
 		c.addr = addr
 		c.boundAt = time.Now()
-		c.log = c.log.With().Stringer("jid", addr).Str("transport", c.transport).Logger()
-		// From here on, writes go through the queue; deadlines are per read
-		// and per write.
+		c.log = c.srv.log.With().Str("session_id", c.id).Str("remote_addr", c.remote.String()).
+			Stringer("jid", addr).Str("transport", c.transport).Logger()
+		// From here on the write queue sets write deadlines and the
+		// keepalive timer watches for silence.
 		if err := c.raw.SetDeadline(time.Time{}); err != nil {
 			return err
 		}
+		// The result is queued and the resource bound under the queue lock:
+		// by the time the client reads the result the registry holds it, and
+		// nothing routed to it can overtake the result.
 		c.qmu.Lock()
+		defer c.qmu.Unlock()
 		c.queueing = true
 		c.idle = time.AfterFunc(c.srv.cfg.IdleTimeout, c.keepalive)
-		c.qmu.Unlock()
-		c.send([]byte(`<iq xmlns='` + nsClient + `' type='result' id='` + escape(el.attr("id")) + `'><bind xmlns='` + nsBind +
-			`'><jid>` + escape(addr.String()) + `</jid></bind></iq>`))
+		c.enqueueLocked([]byte(`<iq xmlns='`+nsClient+`' type='result' id='`+escape(el.attr("id"))+`'><bind xmlns='`+nsBind+
+			`'><jid>`+escape(addr.String())+`</jid></bind></iq>`), false)
 		return c.srv.reg.Bind(c)
 	}
 }
@@ -160,4 +168,28 @@ func (c *conn) teardown(err error) {
 			c.srv.broadcastUnavailable(c)
 		}
 	}
+}
+
+// skipLeadingSpace drops whitespace before the first other byte read.
+type skipLeadingSpace struct {
+	net.Conn
+	started bool
+}
+
+func (s *skipLeadingSpace) Read(p []byte) (int, error) {
+	for !s.started {
+		n, err := s.Conn.Read(p)
+		i := 0
+		for i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n') {
+			i++
+		}
+		if i < n {
+			s.started = true
+			return copy(p, p[i:n]), err
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return s.Conn.Read(p)
 }

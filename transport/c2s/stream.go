@@ -35,6 +35,8 @@ func (c *conn) streamErrorFor(err error) *streamErr {
 		return &streamErr{"policy-violation", fmt.Sprintf("A stanza is larger than the limit of %d bytes.", c.srv.cfg.MaxStanzaSize)}
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return &streamErr{"connection-timeout", "The connection was idle for too long."}
+	case errors.As(err, &syn) && syn.Msg == "unexpected EOF":
+		return nil // the client hung up mid-stream
 	case errors.As(err, &syn):
 		return &streamErr{"not-well-formed", "The XML is not well-formed: " + syn.Msg}
 	}
