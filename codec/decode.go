@@ -1,0 +1,403 @@
+package codec
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/adhoc"
+)
+
+// MaxFields is the most fields a decoded request may carry.
+// Each field carries at most adhoc.MaxFieldValues values.
+const MaxFields = 1000
+
+// NSData is the XML namespace of XEP-0004 data forms.
+const NSData = "jabber:x:data"
+
+// nsXML is the namespace of the xml: prefix.
+const nsXML = "http://www.w3.org/XML/1998/namespace"
+
+// DecodeRequest reads a request envelope in the format f and returns the
+// request and the dialect it was written in: TigaseJSON for f TigaseJSON,
+// and for the XML formats NativeXML when the root element is in the
+// http://jabber.org/protocol/commands namespace, TigaseXML otherwise.
+//
+// It sets Node, SessionID, Action, Fields (Var and Values only) and, for the
+// native dialect, Lang; To, From and Admin are the caller's.
+// Node, sessionid, action and var are trimmed of surrounding white space;
+// values are kept as sent.
+// Unknown elements and keys are ignored.
+//
+// Errors are *adhoc.Error values with condition bad-request: a body that is
+// empty, not well-formed, has a DTD or data after the envelope, an envelope
+// without node, a field without var, a value of the wrong JSON type, more
+// than MaxFields fields or adhoc.MaxFieldValues values in a field; an
+// unknown action matches adhoc.ErrMalformedAction.
+// The reader is not limited: the caller bounds the body size.
+func DecodeRequest(r io.Reader, f Format) (adhoc.Request, Format, error) {
+	if f == TigaseJSON {
+		req, err := decodeJSON(r)
+		return req, TigaseJSON, err
+	}
+	return decodeXML(r)
+}
+
+func badRequest(format string, args ...any) *adhoc.Error {
+	return &adhoc.Error{Condition: stanza.BadRequest, Text: fmt.Sprintf(format, args...)}
+}
+
+// finish checks and normalises what every dialect decoded.
+func finish(node, sessionID, action string, fields []adhoc.Field) (adhoc.Request, error) {
+	req := adhoc.Request{
+		Node:      strings.TrimSpace(node),
+		SessionID: strings.TrimSpace(sessionID),
+	}
+	if req.Node == "" {
+		return adhoc.Request{}, badRequest("The command envelope has no node.")
+	}
+	a, err := adhoc.ParseAction(strings.TrimSpace(action))
+	if err != nil {
+		return adhoc.Request{}, err
+	}
+	req.Action = a
+	if len(fields) > MaxFields {
+		return adhoc.Request{}, badRequest("The command has more than %d fields.", MaxFields)
+	}
+	for i := range fields {
+		fields[i].Var = strings.TrimSpace(fields[i].Var)
+		if fields[i].Var == "" {
+			return adhoc.Request{}, badRequest("Field %d has no var.", i+1)
+		}
+		if len(fields[i].Values) > adhoc.MaxFieldValues {
+			return adhoc.Request{}, badRequest("Field %s has more than %d values.", fields[i].Var, adhoc.MaxFieldValues)
+		}
+		if len(fields[i].Values) == 0 {
+			fields[i].Values = nil
+		}
+	}
+	if len(fields) > 0 {
+		req.Fields = fields
+	}
+	return req, nil
+}
+
+// XML
+
+type tigaseXMLCommand struct {
+	Node      string          `xml:"node"`
+	SessionID string          `xml:"sessionid"`
+	Action    string          `xml:"action"`
+	Fields    []tigaseXMLItem `xml:"fields>item"`
+}
+
+type tigaseXMLItem struct {
+	Var    string           `xml:"var"`
+	Values []tigaseXMLValue `xml:"value"`
+}
+
+// tigaseXMLValue is <value>x</value> or <value><item>a</item>…</value>.
+type tigaseXMLValue struct {
+	Text  string   `xml:",chardata"`
+	Items []string `xml:"item"`
+}
+
+type nativeCommand struct {
+	Node      string       `xml:"node,attr"`
+	SessionID string       `xml:"sessionid,attr"`
+	Action    string       `xml:"action,attr"`
+	Lang      string       `xml:"http://www.w3.org/XML/1998/namespace lang,attr"`
+	Forms     []nativeForm `xml:"jabber:x:data x"`
+}
+
+type nativeForm struct {
+	Fields []nativeField `xml:"field"`
+}
+
+type nativeField struct {
+	Var    string   `xml:"var,attr"`
+	Values []string `xml:"value"`
+}
+
+var errDTD = badRequest("The request body has a document type declaration; DTDs are not allowed.")
+
+// noDirectives passes the tokens of a decoder on and refuses directives
+// (<!DOCTYPE …>, <!ENTITY …>).
+type noDirectives struct{ d *xml.Decoder }
+
+// Token implements xml.TokenReader.
+func (n noDirectives) Token() (xml.Token, error) {
+	tok, err := n.d.Token()
+	if _, ok := tok.(xml.Directive); ok {
+		return nil, errDTD
+	}
+	return tok, err
+}
+
+func xmlError(err error) error {
+	var e *adhoc.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &adhoc.Error{Condition: stanza.BadRequest, Text: "The request body is not well-formed XML: it ends too early.", Err: err}
+	}
+	return &adhoc.Error{
+		Condition: stanza.BadRequest,
+		Text:      "The request body is not well-formed XML: " + strings.TrimSuffix(err.Error(), ".") + ".",
+		Err:       err,
+	}
+}
+
+func decodeXML(r io.Reader) (adhoc.Request, Format, error) {
+	raw := xml.NewDecoder(r)
+	d := xml.NewTokenDecoder(noDirectives{raw})
+	var start xml.StartElement
+prolog:
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return adhoc.Request{}, TigaseXML, badRequest("The request body is empty.")
+		}
+		if err != nil {
+			return adhoc.Request{}, TigaseXML, xmlError(err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			start = t
+			break prolog
+		case xml.CharData:
+			if text := bytes.TrimSpace(t); len(text) > 0 {
+				if text[0] == '{' || text[0] == '[' {
+					return adhoc.Request{}, TigaseXML, badRequest("The request body is not XML; JSON needs the Content-Type application/json.")
+				}
+				return adhoc.Request{}, TigaseXML, badRequest("The request body has text before the root element.")
+			}
+		}
+	}
+	if start.Name.Local != "command" {
+		return adhoc.Request{}, TigaseXML, badRequest("The root element must be command, not %s.", start.Name.Local)
+	}
+
+	var (
+		req    adhoc.Request
+		format Format
+		err    error
+	)
+	if start.Name.Space == adhoc.NS {
+		format = NativeXML
+		var cmd nativeCommand
+		if err := d.DecodeElement(&cmd, &start); err != nil {
+			return adhoc.Request{}, format, xmlError(err)
+		}
+		var fields []adhoc.Field
+		if len(cmd.Forms) > 0 {
+			if len(cmd.Forms[0].Fields) > MaxFields {
+				return adhoc.Request{}, format, badRequest("The command has more than %d fields.", MaxFields)
+			}
+			for _, nf := range cmd.Forms[0].Fields {
+				fields = append(fields, adhoc.Field{Var: nf.Var, Values: nf.Values})
+			}
+		}
+		req, err = finish(cmd.Node, cmd.SessionID, cmd.Action, fields)
+		req.Lang = strings.TrimSpace(cmd.Lang)
+	} else {
+		format = TigaseXML
+		var cmd tigaseXMLCommand
+		if err := d.DecodeElement(&cmd, &start); err != nil {
+			return adhoc.Request{}, format, xmlError(err)
+		}
+		if len(cmd.Fields) > MaxFields {
+			return adhoc.Request{}, format, badRequest("The command has more than %d fields.", MaxFields)
+		}
+		fields := make([]adhoc.Field, 0, len(cmd.Fields))
+		for _, item := range cmd.Fields {
+			var values []string
+			for _, v := range item.Values {
+				if len(v.Items) > 0 {
+					values = append(values, v.Items...)
+				} else {
+					values = append(values, v.Text)
+				}
+				if len(values) > adhoc.MaxFieldValues {
+					break // finish reports it
+				}
+			}
+			fields = append(fields, adhoc.Field{Var: item.Var, Values: values})
+		}
+		req, err = finish(cmd.Node, cmd.SessionID, cmd.Action, fields)
+	}
+	if err != nil {
+		return adhoc.Request{}, format, err
+	}
+
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return adhoc.Request{}, format, xmlError(err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			return adhoc.Request{}, format, badRequest("The request body has more than one root element.")
+		case xml.CharData:
+			if len(bytes.TrimSpace(t)) > 0 {
+				return adhoc.Request{}, format, badRequest("The request body has text after the root element.")
+			}
+		}
+	}
+	return req, format, nil
+}
+
+// JSON
+
+func decodeJSON(r io.Reader) (adhoc.Request, error) {
+	dec := json.NewDecoder(r)
+	var top json.RawMessage
+	if err := dec.Decode(&top); err != nil {
+		if err == io.EOF {
+			return adhoc.Request{}, badRequest("The request body is empty.")
+		}
+		return adhoc.Request{}, jsonSyntaxError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return adhoc.Request{}, badRequest("The request body has data after the JSON object.")
+	}
+	obj, ok := object(top)
+	if !ok {
+		return adhoc.Request{}, badRequest(`The request body must be a JSON object with a "command" object.`)
+	}
+	cmd, ok := object(obj["command"])
+	if !ok {
+		return adhoc.Request{}, badRequest(`The request body must be a JSON object with a "command" object.`)
+	}
+	node, err := optString(cmd, "node", "The node must be a string.")
+	if err != nil {
+		return adhoc.Request{}, err
+	}
+	if strings.TrimSpace(node) == "" {
+		return adhoc.Request{}, badRequest("The command envelope has no node.")
+	}
+	sessionID, err := optString(cmd, "sessionid", "The sessionid must be a string.")
+	if err != nil {
+		return adhoc.Request{}, err
+	}
+	action, err := optString(cmd, "action", "The action must be a string.")
+	if err != nil {
+		return adhoc.Request{}, err
+	}
+
+	var fields []adhoc.Field
+	if raw := cmd["fields"]; !isNull(raw) {
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return adhoc.Request{}, badRequest("The fields must be an array.")
+		}
+		if len(items) > MaxFields {
+			return adhoc.Request{}, badRequest("The command has more than %d fields.", MaxFields)
+		}
+		for i, item := range items {
+			fd, err := decodeJSONField(i, item)
+			if err != nil {
+				return adhoc.Request{}, err
+			}
+			fields = append(fields, fd)
+		}
+	}
+	return finish(node, sessionID, action, fields)
+}
+
+func decodeJSONField(i int, raw json.RawMessage) (adhoc.Field, error) {
+	obj, ok := object(raw)
+	if !ok {
+		return adhoc.Field{}, badRequest("Field %d must be an object.", i+1)
+	}
+	name, err := optString(obj, "var", fmt.Sprintf("Field %d: var must be a string.", i+1))
+	if err != nil {
+		return adhoc.Field{}, err
+	}
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return adhoc.Field{}, badRequest("Field %d has no var.", i+1)
+	}
+	fd := adhoc.Field{Var: name}
+	raw = obj["value"]
+	if isNull(raw) {
+		return fd, nil
+	}
+	wrongType := badRequest("Field %s: value must be a string or an array of strings.", name)
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		fd.Values = []string{s}
+		return fd, nil
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return adhoc.Field{}, wrongType
+	}
+	if len(list) > adhoc.MaxFieldValues {
+		return adhoc.Field{}, badRequest("Field %s has more than %d values.", name, adhoc.MaxFieldValues)
+	}
+	for _, el := range list {
+		var s string
+		if isNull(el) || json.Unmarshal(el, &s) != nil {
+			return adhoc.Field{}, wrongType
+		}
+		fd.Values = append(fd.Values, s)
+	}
+	return fd, nil
+}
+
+// object decodes a JSON object; ok is false for anything else.
+func object(raw json.RawMessage) (map[string]json.RawMessage, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, false
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, false
+	}
+	return m, true
+}
+
+func isNull(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+// optString reads an optional string key; null counts as absent.
+func optString(obj map[string]json.RawMessage, key, wrongType string) (string, error) {
+	raw := obj[key]
+	if isNull(raw) {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", badRequest("%s", wrongType)
+	}
+	return s, nil
+}
+
+func jsonSyntaxError(err error) error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return &adhoc.Error{
+			Condition: stanza.BadRequest,
+			Text:      fmt.Sprintf("The request body is not valid JSON: %s (at byte %d).", syn.Error(), syn.Offset),
+			Err:       err,
+		}
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return &adhoc.Error{Condition: stanza.BadRequest, Text: "The request body is not valid JSON: it ends too early.", Err: err}
+	}
+	return &adhoc.Error{Condition: stanza.BadRequest, Text: "The request body is not valid JSON: " + err.Error() + ".", Err: err}
+}
