@@ -34,6 +34,10 @@ type Conn = interface {
 	LastActive() time.Time
 	// Presence is "unavailable", "available", or the <show/> value.
 	Presence() string
+	// Deliver queues one complete stanza (UTF-8 XML in the jabber:client
+	// namespace, from and to set) for the client. It reports false if the
+	// connection is closing.
+	Deliver(stanza []byte) bool
 	// Kick starts ending the connection with a stream error of the given
 	// condition and text. It returns at once; the connection unbinds itself
 	// once it is gone, within a bounded grace period.

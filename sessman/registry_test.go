@@ -43,7 +43,8 @@ func (c *testConn) BoundAt() time.Time   { return time.Unix(1, 0) }
 func (c *testConn) LastActive() time.Time {
 	return time.Unix(2, 0)
 }
-func (c *testConn) Presence() string { return "available" }
+func (c *testConn) Presence() string      { return "available" }
+func (c *testConn) Deliver(b []byte) bool { return c.kicked.Load() == nil }
 func (c *testConn) Kick(condition, _ string) {
 	c.once.Do(func() {
 		c.kicked.Store(condition)

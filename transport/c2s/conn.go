@@ -158,6 +158,9 @@ func (c *conn) kickLocked(condition, text string) {
 	c.grace = time.AfterFunc(c.srv.cfg.KickGrace, func() { _ = c.raw.Close() })
 }
 
+// Deliver implements sessman.Conn.
+func (c *conn) Deliver(stanza []byte) bool { return c.send(stanza) }
+
 // send queues one complete element for the client. It reports false if the
 // connection is closing or was dropped because its queue overflowed.
 func (c *conn) send(b []byte) bool {

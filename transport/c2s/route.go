@@ -214,9 +214,7 @@ func (c *conn) handlePresence(el element) {
 
 // deliver queues a stanza for a bound connection of this server.
 func (s *Server) deliver(target boundConn, b []byte) {
-	if tc, ok := target.(*conn); ok {
-		tc.send(b)
-	}
+	target.Deliver(b)
 }
 
 // broadcastUnavailable tells a user's other resources that c went offline.

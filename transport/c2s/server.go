@@ -58,6 +58,7 @@ type boundConn = interface {
 	BoundAt() time.Time
 	LastActive() time.Time
 	Presence() string
+	Deliver(stanza []byte) bool
 	Kick(condition, text string)
 }
 
