@@ -9,39 +9,81 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"github.com/rs/zerolog"
 )
 
-// Config configures the HTTP server. The zero value is usable.
+// Config configures the HTTP server. The zero value serves /healthz only.
 type Config struct {
+	// Domain is the XMPP domain: a Basic auth user name without one is taken
+	// as a localpart of it.
+	Domain string
 	// WebSocket serves XMPP over WebSocket at /xmpp-websocket when set.
 	WebSocket http.Handler
 	// Sessions reports the number of bound resources, for /healthz.
 	Sessions func() int
+	// Commands and Accounts enable the /rest/adhoc gateway.
+	Commands Commands
+	Accounts Accounts
+	// BodyLimit is the largest request body accepted; default 1 MiB.
+	BodyLimit int64
+	// CommandTimeout is every command's deadline; default 10s.
+	CommandTimeout time.Duration
+	// CredentialTTL is how long verified credentials are cached; default 30s.
+	CredentialTTL time.Duration
 	// ReadHeaderTimeout bounds how long a client may take to send headers; default 10s.
 	ReadHeaderTimeout time.Duration
 }
 
+func (cfg *Config) setDefaults() {
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 1 << 20
+	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = 10 * time.Second
+	}
+	if cfg.CredentialTTL <= 0 {
+		cfg.CredentialTTL = 30 * time.Second
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+}
+
 // Server is the HTTP server.
 type Server struct {
-	echo *echo.Echo
-	srv  *http.Server
-	log  zerolog.Logger
+	cfg      Config
+	echo     *echo.Echo
+	srv      *http.Server
+	log      zerolog.Logger
+	accounts Accounts
+	creds    *credCache
 }
 
 // New builds the router. It serves nothing until Serve is called.
 func New(cfg Config, logger zerolog.Logger) *Server {
-	if cfg.ReadHeaderTimeout <= 0 {
-		cfg.ReadHeaderTimeout = 10 * time.Second
-	}
+	cfg.setDefaults()
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	s := &Server{
-		echo: e,
-		srv:  &http.Server{Handler: e, ReadHeaderTimeout: cfg.ReadHeaderTimeout},
-		log:  logger.With().Str("component", "http").Logger(),
+		cfg:      cfg,
+		echo:     e,
+		srv:      &http.Server{Handler: e, ReadHeaderTimeout: cfg.ReadHeaderTimeout},
+		log:      logger.With().Str("component", "http").Logger(),
+		accounts: cfg.Accounts,
+		creds:    newCredCache(cfg.CredentialTTL),
 	}
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogStatus: true, LogMethod: true, LogURIPath: true, LogLatency: true, LogRemoteIP: true, HandleError: true,
+		LogValuesFunc: func(_ echo.Context, v middleware.RequestLoggerValues) error {
+			// Never the Authorization header or the body: they hold secrets.
+			s.log.Debug().Str("method", v.Method).Str("path", v.URIPath).Int("http_status", v.Status).
+				Str("remote_addr", v.RemoteIP).Str("duration", v.Latency.String()).Msg("request")
+			return nil
+		},
+	}))
 	e.GET("/healthz", func(c echo.Context) error {
 		h := health{Status: "ok", Goroutines: runtime.NumGoroutine()}
 		if cfg.Sessions != nil {
@@ -51,6 +93,14 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 	})
 	if cfg.WebSocket != nil {
 		e.GET("/xmpp-websocket", echo.WrapHandler(cfg.WebSocket))
+	}
+	if cfg.Commands != nil && cfg.Accounts != nil {
+		g := e.Group("/rest/adhoc", s.authenticate)
+		g.GET("/:jid", s.listCommands)
+		g.POST("/:jid", s.executeCommand)
+		g.Match([]string{http.MethodPut, http.MethodPatch, http.MethodDelete}, "/:jid", func(echo.Context) error {
+			return echo.ErrMethodNotAllowed
+		})
 	}
 	return s
 }

@@ -1,0 +1,319 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/sessman/store"
+	"github.com/adhocd/adhocd/transport/httpapi"
+)
+
+// storeAccounts authenticates against the real account store; admins are
+// the accounts marked admin.
+type storeAccounts struct {
+	db    *store.DB
+	mu    sync.Mutex
+	calls int // VerifyPassword calls, to see the cache work
+}
+
+func (a *storeAccounts) VerifyPassword(ctx context.Context, user jid.JID, password string) error {
+	a.mu.Lock()
+	a.calls++
+	a.mu.Unlock()
+	err := a.db.VerifyPassword(ctx, user, password)
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrBadPassword):
+		return httpapi.ErrBadCredentials
+	case errors.Is(err, store.ErrDisabled):
+		return httpapi.ErrAccountDisabled
+	}
+	return err
+}
+
+func (a *storeAccounts) IsAdmin(ctx context.Context, user jid.JID) (bool, error) {
+	acct, err := a.db.User(ctx, user)
+	return acct.Admin, err
+}
+
+// testCommand answers with a fixed response or error, or waits for ctx.
+type testCommand struct {
+	info  adhoc.Info
+	resp  adhoc.Response
+	err   error
+	block bool
+}
+
+func (c testCommand) Info() adhoc.Info { return c.info }
+
+func (c testCommand) Execute(ctx context.Context, req adhoc.Request) (adhoc.Response, error) {
+	if c.block {
+		<-ctx.Done()
+		return adhoc.Response{}, ctx.Err()
+	}
+	if c.err != nil {
+		return adhoc.Response{}, c.err
+	}
+	resp := c.resp
+	resp.Node = req.Node
+	if req.WantsForm() && resp.Form != nil {
+		return resp, nil
+	}
+	resp.Form = &adhoc.Form{Type: adhoc.FormTypeResult, Fields: []adhoc.Field{
+		{Var: "Notes", Type: adhoc.FieldTextMulti, Values: []string{"run by " + req.From.String()}},
+	}}
+	return resp, nil
+}
+
+// wizard is a two-stage command, for sessions.
+type wizard struct{}
+
+func (wizard) Info() adhoc.Info { return adhoc.Info{Node: "wizard", Name: "Wizard", AdminOnly: true} }
+func (wizard) Execute(_ context.Context, req adhoc.Request) (adhoc.Response, error) {
+	if req.SessionID == "" {
+		return adhoc.Response{Status: adhoc.StatusExecuting, Actions: []adhoc.Action{adhoc.ActionComplete}, Default: adhoc.ActionComplete,
+			Form: &adhoc.Form{Type: adhoc.FormTypeForm, Title: "Step 1", Fields: []adhoc.Field{{Var: "x", Type: adhoc.FieldTextSingle}}}}, nil
+	}
+	return adhoc.Response{Status: adhoc.StatusCompleted}, nil
+}
+
+type gateway struct {
+	handler  http.Handler
+	accounts *storeAccounts
+	now      *time.Time
+	srv      *httpapi.Server
+}
+
+func newGateway(t *testing.T) *gateway {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "adhocd.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	ctx := context.Background()
+	require.NoError(t, db.AddUser(ctx, jid.MustParse("admin@localhost"), "secret", true))
+	require.NoError(t, db.AddUser(ctx, jid.MustParse("user@localhost"), "userpw", false))
+	require.NoError(t, db.AddUser(ctx, jid.MustParse("off@localhost"), "offpw", false))
+	require.NoError(t, db.SetDisabled(ctx, jid.MustParse("off@localhost"), true))
+
+	now := time.Now()
+	reg := adhoc.NewRegistry(adhoc.RegistryConfig{SessionTTL: time.Minute, Now: func() time.Time { return now }})
+	sm := jid.MustParse("sess-man@localhost")
+	require.NoError(t, reg.Alias(jid.MustParse("localhost"), sm))
+	for _, c := range []adhoc.Command{
+		testCommand{info: adhoc.Info{Node: "ok", Name: "OK", AdminOnly: true}, resp: adhoc.Response{Status: adhoc.StatusCompleted},
+			err: nil},
+		testCommand{info: adhoc.Info{Node: "form", Name: "Form", AdminOnly: true}, resp: adhoc.Response{Status: adhoc.StatusExecuting,
+			Form: &adhoc.Form{Type: adhoc.FormTypeForm, Title: "End a session", Instructions: "Pick users.", Fields: []adhoc.Field{
+				{Var: "accountjids", Type: adhoc.FieldJIDMulti, Label: "Users", Required: true}}}}},
+		testCommand{info: adhoc.Info{Node: "public", Name: "Public"}},
+		testCommand{info: adhoc.Info{Node: "conflict", AdminOnly: true}, err: &adhoc.Error{Condition: stanza.Conflict, Text: "It exists."}},
+		testCommand{info: adhoc.Info{Node: "busy", AdminOnly: true}, err: &adhoc.Error{Condition: stanza.ResourceConstraint, Text: "Busy."}},
+		testCommand{info: adhoc.Info{Node: "unimplemented", AdminOnly: true}, err: &adhoc.Error{Condition: stanza.FeatureNotImplemented, Text: "Not yet."}},
+		testCommand{info: adhoc.Info{Node: "down", AdminOnly: true}, err: &adhoc.Error{Condition: stanza.ServiceUnavailable, Text: "Down."}},
+		testCommand{info: adhoc.Info{Node: "gone", AdminOnly: true}, err: &adhoc.Error{Condition: stanza.Gone, Text: "Gone."}},
+		testCommand{info: adhoc.Info{Node: "crash", AdminOnly: true}, err: errors.New("database exploded at /var/lib/secret")},
+		testCommand{info: adhoc.Info{Node: "slow", AdminOnly: true}, block: true},
+		wizard{},
+	} {
+		require.NoError(t, reg.Register(sm, c))
+	}
+	accounts := &storeAccounts{db: db}
+	srv := httpapi.New(httpapi.Config{
+		Domain: "localhost", Commands: reg, Accounts: accounts,
+		BodyLimit: 4096, CommandTimeout: 50 * time.Millisecond,
+	}, zerolog.New(zerolog.NewTestWriter(t)))
+	return &gateway{handler: srv.Handler(), accounts: accounts, now: &now, srv: srv}
+}
+
+type call struct {
+	method, path, contentType, accept, body string
+	user, password                          string // empty user: no Authorization
+}
+
+func (g *gateway) do(t *testing.T, c call) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+	if c.contentType != "" {
+		req.Header.Set("Content-Type", c.contentType)
+	}
+	if c.accept != "" {
+		req.Header.Set("Accept", c.accept)
+	}
+	if c.user != "" {
+		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(c.user+":"+c.password)))
+	}
+	rec := httptest.NewRecorder()
+	g.handler.ServeHTTP(rec, req)
+	return rec
+}
+
+func jsonCommand(node string) string {
+	return `{"command":{"node":"` + node + `","fields":[{"var":"x","value":"1"}]}}`
+}
+
+func TestGatewayErrorTable(t *testing.T) {
+	g := newGateway(t)
+	admin := func(c call) call { c.user, c.password = "admin@localhost", "secret"; return c }
+	post := func(node string) call {
+		return admin(call{method: http.MethodPost, path: "/rest/adhoc/sess-man@localhost", contentType: "application/json", body: jsonCommand(node)})
+	}
+	tests := []struct {
+		name            string
+		whenCall        call
+		expectStatus    int
+		expectCondition string
+		expectSpecific  string
+		expectText      string
+	}{
+		{"ok", post("ok"), 200, "", "", ""},
+		{"malformed JSON", admin(call{method: "POST", path: "/rest/adhoc/sess-man@localhost", contentType: "application/json", body: `{"command":`}), 400, "bad-request", "", ""},
+		{"malformed XML", admin(call{method: "POST", path: "/rest/adhoc/sess-man@localhost", contentType: "application/xml", body: `<command><node>ok</node>`}), 400, "bad-request", "", ""},
+		{"no node", admin(call{method: "POST", path: "/rest/adhoc/sess-man@localhost", contentType: "application/json", body: `{"command":{"fields":[]}}`}), 400, "bad-request", "", "no node"},
+		{"resource in path", admin(call{method: "POST", path: "/rest/adhoc/sess-man@localhost%2Fr", contentType: "application/json", body: jsonCommand("ok")}), 400, "jid-malformed", "", "resource"},
+		{"malformed path JID", admin(call{method: "POST", path: "/rest/adhoc/a@b@c", contentType: "application/json", body: jsonCommand("ok")}), 400, "jid-malformed", "", ""},
+		{"no credentials", call{method: "POST", path: "/rest/adhoc/sess-man@localhost", contentType: "application/json", body: jsonCommand("ok")}, 401, "not-authorized", "", "Basic"},
+		{"wrong password", call{method: "POST", path: "/rest/adhoc/sess-man@localhost", contentType: "application/json", body: jsonCommand("ok"), user: "admin@localhost", password: "nope"}, 401, "not-authorized", "", "wrong"},
+		{"disabled account", call{method: "POST", path: "/rest/adhoc/sess-man@localhost", contentType: "application/json", body: jsonCommand("ok"), user: "off@localhost", password: "offpw"}, 403, "forbidden", "", "disabled"},
+		{"non-admin", call{method: "POST", path: "/rest/adhoc/sess-man@localhost", contentType: "application/json", body: jsonCommand("ok"), user: "user@localhost", password: "userpw"}, 403, "forbidden", "", "administrators"},
+		{"unknown component", admin(call{method: "POST", path: "/rest/adhoc/nobody@localhost", contentType: "application/json", body: jsonCommand("ok")}), 404, "item-not-found", "", ""},
+		{"unknown node", post("nope"), 404, "item-not-found", "", ""},
+		{"conflict", post("conflict"), 409, "conflict", "", "It exists."},
+		{"gone", post("gone"), 410, "gone", "", ""},
+		{"bad sessionid", admin(call{method: "POST", path: "/rest/adhoc/sess-man@localhost", contentType: "application/json", body: `{"command":{"node":"wizard","sessionid":"forged","fields":[]}}`}), 400, "bad-request", "bad-sessionid", ""},
+		{"too large", admin(call{method: "POST", path: "/rest/adhoc/sess-man@localhost", contentType: "application/json", body: `{"command":{"node":"ok","fields":[{"var":"x","value":"` + strings.Repeat("a", 5000) + `"}]}}`}), 413, "policy-violation", "", "4096"},
+		{"unsupported type", admin(call{method: "POST", path: "/rest/adhoc/sess-man@localhost", contentType: "text/plain", accept: "application/json", body: "node=ok"}), 415, "bad-request", "", "text/plain"},
+		{"resource constraint", post("busy"), 429, "resource-constraint", "", ""},
+		{"crash hides internals", post("crash"), 500, "internal-server-error", "", "The command failed."},
+		{"not implemented", post("unimplemented"), 501, "feature-not-implemented", "", ""},
+		{"unavailable", post("down"), 503, "service-unavailable", "", ""},
+		{"deadline", post("slow"), 504, "remote-server-timeout", "", "in time"},
+		{"no such route", admin(call{method: "GET", path: "/rest/nothing", accept: "application/json"}), 404, "item-not-found", "", "/rest/nothing"},
+		{"wrong method", admin(call{method: "DELETE", path: "/rest/adhoc/sess-man@localhost", accept: "application/json"}), 405, "not-allowed", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := g.do(t, tc.whenCall)
+			require.Equal(t, tc.expectStatus, rec.Code, rec.Body.String())
+			body := rec.Body.String()
+			if tc.expectCondition == "" {
+				return
+			}
+			e := decodeError(t, body)
+			assert.Equal(t, tc.expectCondition, e["condition"])
+			assert.Equal(t, tc.expectSpecific, e["specific"])
+			assert.Contains(t, e["error"], tc.expectText)
+			assert.NotEmpty(t, e["type"])
+			assert.NotContains(t, body, "/var/lib/secret", "causes are never sent")
+			if !strings.Contains(tc.whenCall.contentType, "xml") {
+				assert.Equal(t, "application/json; charset=utf-8", rec.Header().Get("Content-Type"))
+			}
+			if tc.expectStatus == 401 {
+				assert.Contains(t, rec.Header().Get("WWW-Authenticate"), `Basic realm="adhocd"`)
+			}
+		})
+	}
+}
+
+func TestGatewaySessionExpiredIs410(t *testing.T) {
+	g := newGateway(t)
+	rec := g.do(t, call{method: "POST", path: "/rest/adhoc/localhost", contentType: "application/json", user: "admin", password: "secret",
+		body: `{"command":{"node":"wizard"}}`})
+	require.Equal(t, 200, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), `"status": "executing"`)
+	i := strings.Index(rec.Body.String(), `"sessionid": "`)
+	require.Positive(t, i)
+	sid := rec.Body.String()[i+len(`"sessionid": "`):]
+	sid = sid[:strings.IndexByte(sid, '"')]
+
+	*g.now = g.now.Add(90 * time.Second)
+	rec = g.do(t, call{method: "POST", path: "/rest/adhoc/localhost", contentType: "application/json", user: "admin", password: "secret",
+		body: `{"command":{"node":"wizard","sessionid":"` + sid + `","fields":[{"var":"x","value":"1"}]}}`})
+	assert.Equal(t, http.StatusGone, rec.Code, rec.Body.String())
+	assert.Equal(t, "session-expired", decodeError(t, rec.Body.String())["specific"])
+}
+
+func TestGatewayFormatsAndListing(t *testing.T) {
+	g := newGateway(t)
+	// XML error for an XML request.
+	rec := g.do(t, call{method: "POST", path: "/rest/adhoc/sess-man%40localhost", contentType: "application/xml", user: "admin@localhost", password: "secret",
+		body: `<command><node>conflict</node></command>`})
+	assert.Equal(t, 409, rec.Code)
+	assert.Equal(t, "application/xml; charset=utf-8", rec.Header().Get("Content-Type"))
+	assert.Contains(t, rec.Body.String(), "<condition>conflict</condition>")
+
+	// Form retrieval: only the node.
+	rec = g.do(t, call{method: "POST", path: "/rest/adhoc/sess-man%40localhost", contentType: "application/json", user: "admin@localhost", password: "secret",
+		body: `{"command":{"node":"form"}}`})
+	require.Equal(t, 200, rec.Code, rec.Body.String())
+	for _, want := range []string{`"title": "End a session"`, `"instructions": "Pick users."`, `"var": "accountjids"`, `"type": "jid-multi"`, `"label": "Users"`, `"required": true`} {
+		assert.Contains(t, rec.Body.String(), want)
+	}
+
+	// The caller is stamped as the requester; the component JID comes from the URL.
+	rec = g.do(t, call{method: "POST", path: "/rest/adhoc/localhost?type=json", contentType: "", user: "admin@localhost", password: "secret", body: ``})
+	assert.Equal(t, 400, rec.Code, "an empty body is a bad request")
+
+	// GET lists what the caller may run, in the negotiated format.
+	rec = g.do(t, call{method: "GET", path: "/rest/adhoc/sess-man@localhost", accept: "application/json", user: "admin@localhost", password: "secret"})
+	require.Equal(t, 200, rec.Code)
+	assert.Contains(t, rec.Body.String(), `"node": "conflict"`)
+	assert.Contains(t, rec.Body.String(), `"jid": "sess-man@localhost"`)
+	rec = g.do(t, call{method: "GET", path: "/rest/adhoc/localhost", user: "user@localhost", password: "userpw"})
+	require.Equal(t, 200, rec.Code)
+	assert.Equal(t, "application/xml; charset=utf-8", rec.Header().Get("Content-Type"), "XML by default")
+	assert.Contains(t, rec.Body.String(), "<node>public</node>")
+	assert.NotContains(t, rec.Body.String(), "<node>conflict</node>", "a non-admin sees only what they may run")
+}
+
+func TestGatewayCachesVerifiedCredentials(t *testing.T) {
+	g := newGateway(t)
+	c := call{method: "POST", path: "/rest/adhoc/localhost", contentType: "application/json", user: "admin@localhost", password: "secret", body: jsonCommand("ok")}
+	for range 5 {
+		rec := g.do(t, c)
+		require.Equal(t, 200, rec.Code, rec.Body.String())
+		assert.Contains(t, rec.Body.String(), "run by admin@localhost")
+	}
+	assert.Equal(t, 1, g.accounts.calls, "the password is verified once")
+
+	g.srv.Invalidate(jid.MustParse("admin@localhost"))
+	require.Equal(t, 200, g.do(t, c).Code)
+	assert.Equal(t, 2, g.accounts.calls, "invalidation forces a new check")
+
+	c.password = "other"
+	require.Equal(t, 401, g.do(t, c).Code, "a different password is not taken from the cache")
+}
+
+// decodeError decodes an error body, JSON {"error","condition","type","specific"?}
+// or XML <error><text/><condition/><type/><specific/></error>, into the JSON keys.
+func decodeError(t *testing.T, body string) map[string]string {
+	t.Helper()
+	if strings.HasPrefix(body, "<") {
+		var x struct {
+			Text      string `xml:"text"`
+			Condition string `xml:"condition"`
+			Type      string `xml:"type"`
+			Specific  string `xml:"specific"`
+		}
+		require.NoError(t, xml.Unmarshal([]byte(body), &x), body)
+		return map[string]string{"error": x.Text, "condition": x.Condition, "type": x.Type, "specific": x.Specific}
+	}
+	var e map[string]string
+	require.NoError(t, json.Unmarshal([]byte(body), &e), body)
+	return e
+}
