@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/sessman"
 	"github.com/adhocd/adhocd/sessman/store"
 	"github.com/adhocd/adhocd/transport/c2s"
@@ -33,6 +34,8 @@ type serveConfig struct {
 	negotiationTimeout  time.Duration
 	idleTimeout         time.Duration
 	writeTimeout        time.Duration
+	commandTimeout      time.Duration
+	bodyLimit           int64
 }
 
 func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
@@ -52,6 +55,8 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.DurationVar(&cfg.negotiationTimeout, "negotiation-timeout", 30*time.Second, "time a client has from connecting to binding a resource")
 	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", 5*time.Minute, "silence after which a client is pinged (and dropped if it stays silent 30s more)")
 	fs.DurationVar(&cfg.writeTimeout, "write-timeout", 10*time.Second, "a client that does not read for this long is dropped")
+	fs.DurationVar(&cfg.commandTimeout, "command-timeout", 10*time.Second, "deadline of every ad-hoc command, over HTTP or in-band")
+	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "largest HTTP request body accepted, in bytes (413 over it)")
 	fs.DurationVar(&cfg.shutdownGracePeriod, "shutdown-timeout", 5*time.Second, "time given to clients to close at shutdown")
 	if err := parseFlags(fs, args); err != nil {
 		return cfg, err
@@ -106,6 +111,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	reg := sessman.New(sessman.Config{}, log)
+	var httpSrv *httpapi.Server // for the manager's cache invalidation, set below
+	manager := sessman.NewManager(sessman.ManagerConfig{
+		Domain: cfg.domain,
+		Admins: cfg.admins,
+		OnAccountChange: func(user jid.JID) {
+			httpSrv.Invalidate(user) // the password, or whether it may be used, changed
+		},
+	}, reg, db, log)
+	commands := adhoc.NewRegistry(adhoc.RegistryConfig{})
+	if err := manager.Register(commands); err != nil {
+		return err
+	}
 	c2sSrv := c2s.New(c2s.Config{
 		Domain:             cfg.domain,
 		TLS:                tlsConfig,
@@ -113,8 +130,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		NegotiationTimeout: cfg.negotiationTimeout,
 		IdleTimeout:        cfg.idleTimeout,
 		WriteTimeout:       cfg.writeTimeout,
-	}, accounts{db, logins}, reg, log)
-	httpSrv := httpapi.New(httpapi.Config{WebSocket: c2sSrv.WebSocketHandler(), Sessions: reg.Count}, log)
+		CommandTimeout:     cfg.commandTimeout,
+	}, c2s.Deps{
+		Accounts: c2sAccounts{db: db, logins: logins, admins: manager},
+		Registry: reg,
+		Commands: commands,
+		Logger:   log,
+	})
+	httpSrv = httpapi.New(httpapi.Config{
+		Domain:         cfg.domain,
+		WebSocket:      c2sSrv.WebSocketHandler(),
+		Sessions:       reg.Count,
+		Commands:       commands,
+		Accounts:       httpAccounts{db: db, admins: manager},
+		BodyLimit:      cfg.bodyLimit,
+		CommandTimeout: cfg.commandTimeout,
+	}, log)
 
 	errc := make(chan error, 3)
 	listen := func(component, addr string, serve func(net.Listener) error) error {

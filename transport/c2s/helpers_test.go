@@ -27,6 +27,7 @@ import (
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/sessman"
 	"github.com/adhocd/adhocd/sessman/store"
 	"github.com/adhocd/adhocd/transport/c2s"
@@ -40,6 +41,7 @@ type env struct {
 	srv     *c2s.Server
 	reg     *sessman.Registry
 	db      *store.DB
+	cmds    *adhoc.Registry
 	addr    string // STARTTLS
 	tlsAddr string // direct TLS
 	wsURL   string
@@ -59,9 +61,12 @@ func newEnv(t *testing.T, configure ...func(*c2s.Config)) *env {
 		f(&cfg)
 	}
 	reg := sessman.New(sessman.Config{}, logger)
-	srv := c2s.New(cfg, storeAccounts{db}, reg, logger)
+	cmds := adhoc.NewRegistry(adhoc.RegistryConfig{})
+	manager := sessman.NewManager(sessman.ManagerConfig{Domain: domain}, reg, db, logger)
+	require.NoError(t, manager.Register(cmds))
+	srv := c2s.New(cfg, c2s.Deps{Accounts: storeAccounts{db, manager}, Registry: reg, Commands: cmds, Logger: logger})
 
-	e := &env{srv: srv, reg: reg, db: db, client: clientTLS}
+	e := &env{srv: srv, reg: reg, db: db, cmds: cmds, client: clientTLS}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	tln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -87,13 +92,21 @@ func newEnv(t *testing.T, configure ...func(*c2s.Config)) *env {
 
 func (e *env) addUser(t *testing.T, local, password string) jid.JID {
 	t.Helper()
+	return e.addAccount(t, local, password, false)
+}
+
+func (e *env) addAccount(t *testing.T, local, password string, admin bool) jid.JID {
+	t.Helper()
 	user := jid.MustParse(local + "@" + domain)
-	require.NoError(t, e.db.AddUser(context.Background(), user, password, false))
+	require.NoError(t, e.db.AddUser(context.Background(), user, password, admin))
 	return user
 }
 
 // storeAccounts is the same small adapter cmd/adhocd uses.
-type storeAccounts struct{ db *store.DB }
+type storeAccounts struct {
+	db      *store.DB
+	manager *sessman.Manager
+}
 
 func (a storeAccounts) SCRAM(ctx context.Context, user jid.JID, hash string) (c2s.SCRAMKeys, error) {
 	k, err := a.db.SCRAM(ctx, user, hash)
@@ -106,6 +119,10 @@ func (a storeAccounts) VerifyPassword(ctx context.Context, user jid.JID, passwor
 
 func (a storeAccounts) RecordLogin(ctx context.Context, user jid.JID, at time.Time) error {
 	return a.db.RecordLogin(ctx, user, at)
+}
+
+func (a storeAccounts) IsAdmin(ctx context.Context, user jid.JID) (bool, error) {
+	return a.manager.IsAdmin(ctx, user)
 }
 
 func mapStoreErr(err error) error {

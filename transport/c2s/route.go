@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/adhoc"
 )
 
 // readLoop handles stanzas until the stream ends.
@@ -81,6 +83,14 @@ func (c *conn) handleIQ(el element) {
 	case !request:
 		// Results and errors for the server or an account: answers to our
 		// keepalive pings, nothing to route.
+	case payload.is(adhoc.NS, "command") && c.srv.isComponent(dst):
+		if typ != "set" {
+			c.replyError(el, "modify", "bad-request", "A command is executed with an iq of type set.")
+			return
+		}
+		c.executeCommand(el, payload, dst)
+	case typ == "get" && payload.is(nsDiscoIts, "query") && payload.attr("node") == adhoc.NS && c.srv.isComponent(dst):
+		c.commandItems(el, dst)
 	case dst.Localpart() == "" || dst.Equal(c.addr.Bare()):
 		c.handleServerIQ(el, payload, dst)
 	default:
@@ -107,7 +117,7 @@ func (c *conn) handleServerIQ(el, payload element, dst jid.JID) {
 		}
 		var b strings.Builder
 		b.WriteString(`<query xmlns='` + nsDiscoInf + `'><identity category='server' type='im' name='adhocd'/>`)
-		for _, f := range []string{nsDiscoInf, nsDiscoIts, nsPing} {
+		for _, f := range []string{nsDiscoInf, nsDiscoIts, nsPing, adhoc.NS} {
 			b.WriteString(`<feature var='` + f + `'/>`)
 		}
 		b.WriteString(`</query>`)
@@ -246,6 +256,12 @@ func (c *conn) replyError(el element, typ, condition, text string) {
 
 // stanzaError builds the error reply to el, addressed to "to".
 func stanzaError(el element, to, typ, condition, text string) []byte {
+	return stanzaErrorWith(el, to, typ, condition, text, "")
+}
+
+// stanzaErrorWith is stanzaError with an application-specific condition
+// element (RFC 6120 §8.3.2) after the text.
+func stanzaErrorWith(el element, to, typ, condition, text, extra string) []byte {
 	name := el.name().Local
 	b := `<` + name + ` xmlns='` + nsClient + `' type='error'`
 	if id := el.attr("id"); id != "" {
@@ -261,7 +277,7 @@ func stanzaError(el element, to, typ, condition, text string) []byte {
 	if text != "" {
 		b += `<text xmlns='` + nsStanzas + `' xml:lang='en'>` + escape(text) + `</text>`
 	}
-	return []byte(b + `</error></` + name + `>`)
+	return []byte(b + extra + `</error></` + name + `>`)
 }
 
 // pingRequest is the XEP-0199 keepalive the server sends an idle client.

@@ -21,6 +21,8 @@ type Accounts interface {
 	VerifyPassword(ctx context.Context, user jid.JID, password string) error
 	// RecordLogin notes a successful login.
 	RecordLogin(ctx context.Context, user jid.JID, at time.Time) error
+	// IsAdmin reports whether user may run admin commands in-band.
+	IsAdmin(ctx context.Context, user jid.JID) (bool, error)
 }
 
 // SCRAMKeys are an account's stored SCRAM credentials for one hash (RFC 5802 §3).

@@ -25,6 +25,7 @@ type Config struct {
 	PingTimeout        time.Duration // silence after the ping before the client is dropped; default 30s
 	KickGrace          time.Duration // wait for an ended client to close its side; default 2s
 	MaxAuthFailures    int           // failed SASL attempts before the connection is closed; default 3
+	CommandTimeout     time.Duration // deadline of an in-band ad-hoc command; default 10s
 }
 
 func (cfg *Config) setDefaults() {
@@ -44,6 +45,7 @@ func (cfg *Config) setDefaults() {
 	if cfg.MaxQueuedBytes <= 0 {
 		cfg.MaxQueuedBytes = 1 << 20
 	}
+	def(&cfg.CommandTimeout, 10*time.Second)
 	if cfg.MaxAuthFailures <= 0 {
 		cfg.MaxAuthFailures = 3
 	}
@@ -71,15 +73,24 @@ type Registry interface {
 	Resources(user jid.JID) []boundConn
 }
 
+// Deps are what the listener works with.
+type Deps struct {
+	Accounts Accounts
+	Registry Registry
+	Commands Commands // optional: in-band XEP-0050
+	Logger   zerolog.Logger
+}
+
 // Server accepts client connections on any number of listeners.
 type Server struct {
 	cfg      Config
 	accounts Accounts
 	reg      Registry
+	commands Commands
 	log      zerolog.Logger
 	secret   []byte // keys the fake SCRAM salts of unknown users
 
-	wg sync.WaitGroup // connection and writer goroutines
+	wg sync.WaitGroup // connection, writer and command goroutines
 
 	mu        sync.Mutex
 	closed    bool
@@ -88,13 +99,14 @@ type Server struct {
 }
 
 // New returns a Server. It accepts nothing until Serve is called.
-func New(cfg Config, accounts Accounts, reg Registry, logger zerolog.Logger) *Server {
+func New(cfg Config, deps Deps) *Server {
 	cfg.setDefaults()
 	return &Server{
 		cfg:       cfg,
-		accounts:  accounts,
-		reg:       reg,
-		log:       logger.With().Str("component", "c2s").Logger(),
+		accounts:  deps.Accounts,
+		reg:       deps.Registry,
+		commands:  deps.Commands,
+		log:       deps.Logger.With().Str("component", "c2s").Logger(),
 		secret:    []byte(newID()),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),

@@ -1,0 +1,279 @@
+package sessman
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/adhoc"
+)
+
+// AdminNS is the namespace of XEP-0133 Service Administration; the node of
+// each command is AdminNS + "#" + its name, e.g.
+// http://jabber.org/protocol/admin#end-user-session.
+const AdminNS = "http://jabber.org/protocol/admin"
+
+// Field vars shared by several commands.
+const (
+	fieldAccountJIDs = "accountjids" // XEP-0133
+	fieldAccountJID  = "accountjid"  // XEP-0133 for one account; ejabberd's end-user-session
+	fieldPassword    = "password"
+	fieldMaxItems    = "max_items"
+	fieldNotes       = "Notes" // Tigase's result field
+)
+
+// command is one XEP-0133 command: the form it asks for, and what it does
+// with the submitted values.
+type command struct {
+	info adhoc.Info
+	// form is returned on form retrieval; nil when the command takes no input
+	// and answers at once, as XEP-0133 does for the numbers of users.
+	form *adhoc.Form
+	// check is form with accountjids not required, since accountjid may
+	// stand in for it; accountTargets checks that one of them is given.
+	check *adhoc.Form
+	run   func(ctx context.Context, vals adhoc.Values) ([]adhoc.Field, error)
+}
+
+var _ adhoc.Command = (*command)(nil)
+
+func newCommand(name, human string, form *adhoc.Form, run func(context.Context, adhoc.Values) ([]adhoc.Field, error)) *command {
+	c := &command{
+		info:  adhoc.Info{Node: AdminNS + "#" + name, Name: human, AdminOnly: true},
+		form:  form,
+		check: form,
+		run:   run,
+	}
+	if form != nil {
+		check := *form
+		check.Fields = slices.Clone(form.Fields)
+		for i := range check.Fields {
+			if check.Fields[i].Var == fieldAccountJIDs {
+				check.Fields[i].Required = false
+			}
+		}
+		c.check = &check
+	}
+	return c
+}
+
+// Info implements adhoc.Command.
+func (c *command) Info() adhoc.Info { return c.info }
+
+// Execute implements adhoc.Command.
+// A request for the form gets it (status executing, action complete);
+// anything else is a submission, validated and run at once, so that a
+// single request with fields and no session completes the command.
+func (c *command) Execute(ctx context.Context, req adhoc.Request) (adhoc.Response, error) {
+	if c.form != nil && req.WantsForm() {
+		return adhoc.Response{
+			Status:  adhoc.StatusExecuting,
+			Actions: []adhoc.Action{adhoc.ActionComplete},
+			Default: adhoc.ActionComplete,
+			Form:    c.form,
+		}, nil
+	}
+	vals, err := c.check.Validate(req.Fields)
+	if err != nil {
+		return adhoc.Response{}, err
+	}
+	fields, err := c.run(ctx, vals)
+	if err != nil {
+		return adhoc.Response{}, err
+	}
+	return adhoc.Response{
+		Status: adhoc.StatusCompleted,
+		Form:   &adhoc.Form{Type: adhoc.FormTypeResult, Fields: fields},
+	}, nil
+}
+
+// commands returns every command, end-user-session first, then in the
+// order of XEP-0133 §4.
+func (m *Manager) commands() []*command {
+	return []*command{
+		newCommand("end-user-session", "End User Session",
+			form("Ending a User Session", "Fill out this form to end a user's session.",
+				append(accountsFields("The Jabber ID(s) for which to end sessions"),
+					adhoc.Field{Var: fieldReason, Type: adhoc.FieldTextSingle, Label: "Reason, sent to the client"})...),
+			m.endUserSession),
+		newCommand("add-user", "Add User",
+			form("Adding a User", "Fill out this form to add a user.",
+				accountField("The Jabber ID for the account to be added"),
+				passwordField("The password for this account"),
+				adhoc.Field{Var: fieldPasswordVerify, Type: adhoc.FieldTextPrivate, Label: "Retype password", Required: true},
+				adhoc.Field{Var: "email", Type: adhoc.FieldTextSingle, Label: "Email address (not stored)"}),
+			m.addUser),
+		newCommand("delete-user", "Delete User",
+			form("Deleting a User", "Fill out this form to delete a user.", accountsFields("The Jabber ID(s) to delete")...),
+			m.changeAccounts(m.db.DeleteUsers, "account deleted", "Your account was deleted.")),
+		newCommand("disable-user", "Disable User",
+			form("Disabling a User", "Fill out this form to disable a user.", accountsFields("The Jabber ID(s) to disable")...),
+			m.changeAccounts(m.disableUsers, "account disabled", "Your account was disabled.")),
+		newCommand("reenable-user", "Re-Enable User",
+			form("Re-Enable a User", "Fill out this form to re-enable a user.", accountsFields("The Jabber ID(s) to re-enable")...),
+			m.changeAccounts(m.enableUsers, "account re-enabled", "")),
+		newCommand("change-user-password", "Change User Password",
+			form("Changing a User Password", "Fill out this form to change a user's password.",
+				accountField("The Jabber ID for this account"), passwordField("The password for this account")),
+			m.changeUserPassword),
+		newCommand("get-user-lastlogin", "Get User Last Login Time",
+			form("Getting a User's Last Login Time", "Fill out this form to get a user's last login time.",
+				accountField("The Jabber ID for which to retrieve the last login time")),
+			m.getUserLastLogin),
+		newCommand("user-stats", "Get User Statistics",
+			form("Get User Statistics", "Fill out this form to gather user statistics.",
+				accountField("The Jabber ID for statistics")),
+			m.userStats),
+		numCommand("get-registered-users-num", "Registered Users", "registeredusersnum", m.countAccounts(false)),
+		numCommand("get-disabled-users-num", "Disabled Users", "disabledusersnum", m.countAccounts(true)),
+		numCommand("get-online-users-num", "Online Users", "onlineusersnum", m.countOnline(anyOnline)),
+		numCommand("get-active-users-num", "Active Users", "activeusersnum", m.countOnline(m.anyActive)),
+		numCommand("get-idle-users-num", "Idle Users", "idleusersnum", m.countOnline(m.allIdle)),
+		listCommand("get-registered-users-list", "Registered Users", "registereduserjids", m.listAccounts(false)),
+		listCommand("get-disabled-users-list", "Disabled Users", "disableduserjids", m.listAccounts(true)),
+		listCommand("get-online-users-list", "Online Users", "onlineuserjids", m.listOnline(anyOnline)),
+		listCommand("get-online-users", "Online Users with Resources", "onlineuserjids", m.listResources),
+		listCommand("get-active-users", "Active Users", "activeuserjids", m.listOnline(m.anyActive)),
+		listCommand("get-idle-users", "Idle Users", "idleuserjids", m.listOnline(m.allIdle)),
+		newCommand("announce", "Send Announcement to Online Users",
+			form("Making an Announcement", "Fill out this form to make an announcement to all active users of this service.",
+				adhoc.Field{Var: fieldSubject, Type: adhoc.FieldTextSingle, Label: "Subject"},
+				adhoc.Field{Var: fieldBody, Type: adhoc.FieldTextMulti, Label: "Announcement", Required: true}),
+			m.announce),
+	}
+}
+
+// numCommand is a command without input that answers with a number of
+// users in the text-single field v (XEP-0133 §4.13 to §4.17).
+func numCommand(name, what, v string, count func(context.Context) (int, error)) *command {
+	return newCommand(name, "Get Number of "+what, nil, func(ctx context.Context, _ adhoc.Values) ([]adhoc.Field, error) {
+		n, err := count(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return []adhoc.Field{{
+			Var:    v,
+			Type:   adhoc.FieldTextSingle,
+			Label:  "The number of " + strings.ToLower(what),
+			Values: []string{strconv.Itoa(n)},
+		}}, nil
+	})
+}
+
+// maxItems are the options of the max_items field of XEP-0133 §4.18 to
+// §4.22; "none" means no limit.
+var maxItems = []string{"25", "50", "75", "100", "150", "200", "none"}
+
+// listCommand is a command that asks for max_items and answers with a list
+// of JIDs in the jid-multi field v (XEP-0133 §4.18 to §4.22).
+// An absent max_items, like none, means no limit.
+func listCommand(name, what, v string, list func(ctx context.Context, limit int) ([]string, error)) *command {
+	opts := make([]adhoc.Option, len(maxItems))
+	for i, o := range maxItems {
+		opts[i] = adhoc.Option{Label: o, Value: o}
+	}
+	opts[len(opts)-1].Label = "None"
+	f := form("Requesting List of "+what, "Fill out this form to request the "+strings.ToLower(what)+" of this service.",
+		adhoc.Field{Var: fieldMaxItems, Type: adhoc.FieldListSingle, Label: "Maximum number of items to show", Options: opts})
+	return newCommand(name, "Get List of "+what, f, func(ctx context.Context, vals adhoc.Values) ([]adhoc.Field, error) {
+		limit := 0
+		if s := vals.Get(fieldMaxItems); s != "" && s != "none" {
+			limit, _ = strconv.Atoi(s) // one of the numeric options: Validate checked it
+		}
+		jids, err := list(ctx, limit)
+		if err != nil {
+			return nil, err
+		}
+		return []adhoc.Field{{
+			Var:    v,
+			Type:   adhoc.FieldJIDMulti,
+			Label:  "The list of " + strings.ToLower(what),
+			Values: jids,
+		}}, nil
+	})
+}
+
+func form(title, instructions string, fields ...adhoc.Field) *adhoc.Form {
+	return &adhoc.Form{Type: adhoc.FormTypeForm, Title: title, Instructions: instructions, Fields: fields}
+}
+
+// accountsFields are XEP-0133's accountjids and, for ejabberd's clients, a
+// single accountjid that may stand in for it.
+func accountsFields(label string) []adhoc.Field {
+	return []adhoc.Field{
+		{Var: fieldAccountJIDs, Type: adhoc.FieldJIDMulti, Label: label, Required: true},
+		{Var: fieldAccountJID, Type: adhoc.FieldJIDSingle, Label: "Or a single Jabber ID"},
+	}
+}
+
+func accountField(label string) adhoc.Field {
+	return adhoc.Field{Var: fieldAccountJID, Type: adhoc.FieldJIDSingle, Label: label, Required: true}
+}
+
+func passwordField(label string) adhoc.Field {
+	return adhoc.Field{Var: fieldPassword, Type: adhoc.FieldTextPrivate, Label: label, Required: true}
+}
+
+// accountTargets returns the JIDs of accountjids and accountjid, each once,
+// in the order given, checked to be users of this domain; bare drops their
+// resourceparts.
+// At least one JID is needed.
+func (m *Manager) accountTargets(vals adhoc.Values, bare bool) ([]jid.JID, error) {
+	var targets []jid.JID
+	seen := make(map[string]bool)
+	for _, field := range []string{fieldAccountJIDs, fieldAccountJID} {
+		for _, addr := range vals.JIDs(field) {
+			if err := m.checkUser(field, addr); err != nil {
+				return nil, err
+			}
+			if bare {
+				addr = addr.Bare()
+			}
+			if !seen[addr.String()] {
+				seen[addr.String()] = true
+				targets = append(targets, addr)
+			}
+		}
+	}
+	if len(targets) == 0 {
+		return nil, &adhoc.Error{
+			Condition: adhoc.ErrBadPayload.Condition,
+			Specific:  adhoc.ErrBadPayload.Specific,
+			Text:      fmt.Sprintf("Field %s is required (or give one JID in %s).", fieldAccountJIDs, fieldAccountJID),
+		}
+	}
+	return targets, nil
+}
+
+// account returns the bare JID of the required field accountjid, checked to
+// be a user of this domain.
+func (m *Manager) account(vals adhoc.Values) (jid.JID, error) {
+	addr := vals.JID(fieldAccountJID)
+	if err := m.checkUser(fieldAccountJID, addr); err != nil {
+		return jid.JID{}, err
+	}
+	return addr.Bare(), nil
+}
+
+// notes is Tigase's Notes field with one line each, or no field at all for
+// no lines.
+func notes(lines []string) []adhoc.Field {
+	if len(lines) == 0 {
+		return nil
+	}
+	return []adhoc.Field{{Var: fieldNotes, Type: adhoc.FieldTextMulti, Values: lines}}
+}
+
+// successNotes has the line "Operation successful for user <jid>" for each
+// of users, as Tigase words it.
+func successNotes(users []jid.JID) []adhoc.Field {
+	lines := make([]string, len(users))
+	for i, u := range users {
+		lines[i] = "Operation successful for user " + u.String()
+	}
+	return notes(lines)
+}

@@ -1,0 +1,736 @@
+package sessman_test
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/sessman"
+	"github.com/adhocd/adhocd/sessman/store"
+)
+
+var (
+	sessManJID = jid.MustParse("sess-man@localhost")
+	adminJID   = jid.MustParse("admin@localhost/script")
+)
+
+func node(name string) string { return sessman.AdminNS + "#" + name }
+
+// env is a session manager over a real registry, store and command registry.
+type env struct {
+	reg  *sessman.Registry
+	db   *store.DB
+	cmds *adhoc.Registry
+	mgr  *sessman.Manager
+
+	mu      sync.Mutex
+	changed []string // OnAccountChange calls
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "adhocd.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, db.Close()) })
+	e := &env{reg: newRegistry(t), db: db, cmds: adhoc.NewRegistry(adhoc.RegistryConfig{})}
+	e.mgr = sessman.NewManager(sessman.ManagerConfig{
+		Domain:       "localhost",
+		Admins:       []jid.JID{jid.MustParse("root@localhost")},
+		ActiveWindow: time.Minute,
+		OnAccountChange: func(user jid.JID) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.changed = append(e.changed, user.String())
+		},
+	}, e.reg, db, zerolog.New(zerolog.NewTestWriter(t)))
+	require.NoError(t, e.mgr.Register(e.cmds))
+	require.NoError(t, db.AddUser(t.Context(), adminJID, "admin-pw", true))
+	return e
+}
+
+func (e *env) accountChanges() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.changed...)
+}
+
+// addUsers creates accounts with the password "pw".
+func (e *env) addUsers(t *testing.T, users ...string) {
+	t.Helper()
+	for _, u := range users {
+		require.NoError(t, e.db.AddUser(t.Context(), jid.MustParse(u), "pw", false))
+	}
+}
+
+// run executes a command as the admin, in one request without a session.
+func (e *env) run(t *testing.T, name string, fields ...adhoc.Field) (adhoc.Response, error) {
+	t.Helper()
+	return e.cmds.Execute(t.Context(), adhoc.Request{
+		To: sessManJID, From: adminJID, Admin: true, Node: node(name), Fields: fields,
+	})
+}
+
+// result runs a command that must succeed and returns its result fields.
+func (e *env) result(t *testing.T, name string, fields ...adhoc.Field) []adhoc.Field {
+	t.Helper()
+	resp, err := e.run(t, name, fields...)
+	require.NoError(t, err)
+	assert.Equal(t, adhoc.StatusCompleted, resp.Status)
+	require.NotNil(t, resp.Form)
+	assert.Equal(t, adhoc.FormTypeResult, resp.Form.Type)
+	return resp.Form.Fields
+}
+
+func field(v string, values ...string) adhoc.Field { return adhoc.Field{Var: v, Values: values} }
+
+// shape is a result field without its label.
+type shape struct {
+	Var    string
+	Type   adhoc.FieldType
+	Values []string
+}
+
+func shapes(fields []adhoc.Field) []shape {
+	out := make([]shape, len(fields))
+	for i, f := range fields {
+		out[i] = shape{f.Var, f.Type, f.Values}
+	}
+	return out
+}
+
+func notesOf(lines ...string) []shape {
+	return []shape{{"Notes", adhoc.FieldTextMulti, lines}}
+}
+
+// client is a bound client whose last activity is set by the test; it
+// records the stanzas delivered to it and how it was kicked, and unbinds
+// itself when kicked.
+type client struct {
+	reg        *sessman.Registry
+	addr       jid.JID
+	ip         net.IP
+	lastActive time.Time
+
+	mu        sync.Mutex
+	closing   bool
+	delivered []string
+	kicks     []string // "condition: text"
+}
+
+var _ sessman.Conn = (*client)(nil)
+
+func (c *client) SessionID() string     { return "s-" + c.addr.String() }
+func (c *client) JID() jid.JID          { return c.addr }
+func (c *client) Transport() string     { return "tls" }
+func (c *client) RemoteAddr() net.Addr  { return &net.TCPAddr{IP: c.ip, Port: 40000} }
+func (c *client) BoundAt() time.Time    { return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC) }
+func (c *client) LastActive() time.Time { return c.lastActive }
+func (c *client) Presence() string      { return "available" }
+
+func (c *client) Deliver(b []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.delivered = append(c.delivered, string(b))
+	return true
+}
+
+func (c *client) Kick(condition, text string) {
+	c.mu.Lock()
+	c.closing = true
+	c.kicks = append(c.kicks, condition+": "+text)
+	c.mu.Unlock()
+	go c.reg.Unbind(c)
+}
+
+func (c *client) kicked() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.kicks...)
+}
+
+func (c *client) stanzas() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.delivered...)
+}
+
+// bind binds a client that was last active ago.
+func (e *env) bind(t *testing.T, addr string, ago time.Duration) *client {
+	t.Helper()
+	c := &client{reg: e.reg, addr: jid.MustParse(addr), ip: net.IPv4(192, 0, 2, byte(e.reg.Count()+1)), lastActive: time.Now().Add(-ago)}
+	require.NoError(t, e.reg.Bind(c))
+	return c
+}
+
+func (e *env) online() []string {
+	var out []string
+	for _, c := range e.reg.All() {
+		out = append(out, c.JID().String())
+	}
+	return out
+}
+
+var allNodes = []string{
+	"end-user-session", "add-user", "delete-user", "disable-user", "reenable-user", "change-user-password",
+	"get-user-lastlogin", "user-stats",
+	"get-registered-users-num", "get-disabled-users-num", "get-online-users-num", "get-active-users-num", "get-idle-users-num",
+	"get-registered-users-list", "get-disabled-users-list", "get-online-users-list", "get-online-users",
+	"get-active-users", "get-idle-users", "announce",
+}
+
+func TestRegisterListsEveryCommandAtBothAddresses(t *testing.T) {
+	e := newEnv(t)
+	for _, comp := range []string{"sess-man@localhost", "localhost"} {
+		infos, err := e.cmds.Commands(jid.MustParse(comp), true)
+		require.NoError(t, err)
+		var nodes []string
+		for _, info := range infos {
+			nodes = append(nodes, info.Node)
+			assert.True(t, info.AdminOnly, info.Node)
+			assert.NotEmpty(t, info.Name, info.Node)
+		}
+		var want []string
+		for _, n := range allNodes {
+			want = append(want, node(n))
+		}
+		assert.Equal(t, want, nodes, comp)
+
+		hidden, err := e.cmds.Commands(jid.MustParse(comp), false)
+		require.NoError(t, err)
+		assert.Empty(t, hidden, "non-admins see none")
+	}
+
+	assert.Error(t, sessman.NewManager(sessman.ManagerConfig{Domain: "a@b@c"}, e.reg, e.db, zerolog.Nop()).Register(e.cmds))
+	assert.Error(t, sessman.NewManager(sessman.ManagerConfig{Domain: "user@localhost"}, e.reg, e.db, zerolog.Nop()).Register(e.cmds))
+	assert.Error(t, e.mgr.Register(e.cmds), "registered twice")
+}
+
+func TestNonAdminIsForbidden(t *testing.T) {
+	e := newEnv(t)
+	alice := e.bind(t, "alice@localhost/phone", 0)
+	for _, name := range allNodes {
+		t.Run(name, func(t *testing.T) {
+			_, err := e.cmds.Execute(t.Context(), adhoc.Request{
+				To: jid.MustParse("localhost"), From: jid.MustParse("alice@localhost/phone"), Node: node(name),
+				Fields: []adhoc.Field{field("accountjids", "alice@localhost"), field("body", "hi")},
+			})
+			assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
+		})
+	}
+	assert.Empty(t, alice.kicked())
+	assert.Empty(t, alice.stanzas())
+}
+
+func TestFormRetrieval(t *testing.T) {
+	tests := []struct {
+		name           string
+		expectTitle    string
+		expectFields   []string // vars in order
+		expectRequired []string
+	}{
+		{"end-user-session", "Ending a User Session", []string{"accountjids", "accountjid", "reason"}, []string{"accountjids"}},
+		{"add-user", "Adding a User", []string{"accountjid", "password", "password-verify", "email"}, []string{"accountjid", "password", "password-verify"}},
+		{"delete-user", "Deleting a User", []string{"accountjids", "accountjid"}, []string{"accountjids"}},
+		{"disable-user", "Disabling a User", []string{"accountjids", "accountjid"}, []string{"accountjids"}},
+		{"reenable-user", "Re-Enable a User", []string{"accountjids", "accountjid"}, []string{"accountjids"}},
+		{"change-user-password", "Changing a User Password", []string{"accountjid", "password"}, []string{"accountjid", "password"}},
+		{"get-user-lastlogin", "Getting a User's Last Login Time", []string{"accountjid"}, []string{"accountjid"}},
+		{"user-stats", "Get User Statistics", []string{"accountjid"}, []string{"accountjid"}},
+		{"get-registered-users-list", "Requesting List of Registered Users", []string{"max_items"}, nil},
+		{"get-disabled-users-list", "Requesting List of Disabled Users", []string{"max_items"}, nil},
+		{"get-online-users-list", "Requesting List of Online Users", []string{"max_items"}, nil},
+		{"get-online-users", "Requesting List of Online Users with Resources", []string{"max_items"}, nil},
+		{"get-active-users", "Requesting List of Active Users", []string{"max_items"}, nil},
+		{"get-idle-users", "Requesting List of Idle Users", []string{"max_items"}, nil},
+		{"announce", "Making an Announcement", []string{"subject", "body"}, []string{"body"}},
+	}
+	e := newEnv(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := e.run(t, tc.name)
+			require.NoError(t, err)
+			assert.Equal(t, adhoc.StatusExecuting, resp.Status)
+			assert.NotEmpty(t, resp.SessionID)
+			assert.Equal(t, []adhoc.Action{adhoc.ActionComplete}, resp.Actions)
+			require.NotNil(t, resp.Form)
+			assert.Equal(t, adhoc.FormTypeForm, resp.Form.Type)
+			assert.Equal(t, tc.expectTitle, resp.Form.Title)
+			assert.NotEmpty(t, resp.Form.Instructions)
+			var vars, required []string
+			for _, f := range resp.Form.Fields {
+				vars = append(vars, f.Var)
+				if f.Required {
+					required = append(required, f.Var)
+				}
+				assert.NotEmpty(t, f.Type, f.Var)
+				assert.NotEmpty(t, f.Label, f.Var)
+			}
+			assert.Equal(t, tc.expectFields, vars)
+			assert.Equal(t, tc.expectRequired, required)
+		})
+	}
+
+	t.Run("max_items options", func(t *testing.T) {
+		resp, err := e.run(t, "get-online-users-list")
+		require.NoError(t, err)
+		mi := resp.Form.Fields[0]
+		assert.Equal(t, adhoc.FieldListSingle, mi.Type)
+		var values []string
+		for _, o := range mi.Options {
+			values = append(values, o.Value)
+		}
+		assert.Equal(t, []string{"25", "50", "75", "100", "150", "200", "none"}, values)
+	})
+
+	t.Run("submitted within the session", func(t *testing.T) {
+		bob := e.bind(t, "bob@localhost/web", 0)
+		from := jid.MustParse("admin@localhost/other")
+		resp, err := e.cmds.Execute(t.Context(), adhoc.Request{To: jid.MustParse("localhost"), From: from, Admin: true, Node: node("end-user-session")})
+		require.NoError(t, err)
+		resp, err = e.cmds.Execute(t.Context(), adhoc.Request{
+			To: jid.MustParse("localhost"), From: from, Admin: true, Node: node("end-user-session"),
+			SessionID: resp.SessionID, Fields: []adhoc.Field{field("accountjids", "bob@localhost")},
+		})
+		require.NoError(t, err)
+		assert.Equal(t, adhoc.StatusCompleted, resp.Status)
+		assert.Equal(t, notesOf("Operation successful for user bob@localhost/web"), shapes(resp.Form.Fields))
+		assert.Len(t, bob.kicked(), 1)
+	})
+}
+
+func TestResultShapes(t *testing.T) {
+	e := newEnv(t)
+	e.addUsers(t, "alice@localhost", "bob@localhost", "carol@localhost", "dave@localhost")
+	require.NoError(t, e.db.SetDisabled(t.Context(), jid.MustParse("carol@localhost"), true))
+	e.bind(t, "alice@localhost/phone", 0)
+	e.bind(t, "alice@localhost/laptop", time.Hour)
+	e.bind(t, "bob@localhost/web", time.Hour)
+	login := time.Date(2003, 12, 19, 17, 58, 35, 0, time.UTC)
+	require.NoError(t, e.db.RecordLogin(t.Context(), jid.MustParse("bob@localhost"), login))
+
+	const (
+		single = adhoc.FieldTextSingle
+		multi  = adhoc.FieldTextMulti
+		jids   = adhoc.FieldJIDMulti
+	)
+	tests := []struct {
+		name         string
+		givenFields  []adhoc.Field
+		expectFields []shape
+	}{
+		{"get-registered-users-num", nil, []shape{{"registeredusersnum", single, []string{"5"}}}},
+		{"get-disabled-users-num", nil, []shape{{"disabledusersnum", single, []string{"1"}}}},
+		{"get-online-users-num", nil, []shape{{"onlineusersnum", single, []string{"2"}}}},
+		{"get-active-users-num", nil, []shape{{"activeusersnum", single, []string{"1"}}}},
+		{"get-idle-users-num", nil, []shape{{"idleusersnum", single, []string{"1"}}}},
+		{"get-registered-users-list", []adhoc.Field{field("max_items", "none")}, []shape{{"registereduserjids", jids,
+			[]string{"admin@localhost", "alice@localhost", "bob@localhost", "carol@localhost", "dave@localhost"}}}},
+		{"get-disabled-users-list", []adhoc.Field{field("max_items", "25")}, []shape{{"disableduserjids", jids, []string{"carol@localhost"}}}},
+		{"get-online-users-list", []adhoc.Field{field("max_items", "25")}, []shape{{"onlineuserjids", jids, []string{"alice@localhost", "bob@localhost"}}}},
+		{"get-online-users", []adhoc.Field{field("max_items", "none")}, []shape{{"onlineuserjids", jids,
+			[]string{"alice@localhost/laptop", "alice@localhost/phone", "bob@localhost/web"}}}},
+		{"get-active-users", []adhoc.Field{field("max_items", "50")}, []shape{{"activeuserjids", jids, []string{"alice@localhost"}}}},
+		{"get-idle-users", []adhoc.Field{field("max_items", "50")}, []shape{{"idleuserjids", jids, []string{"bob@localhost"}}}},
+		{"get-user-lastlogin", []adhoc.Field{field("accountjid", "bob@localhost")}, []shape{
+			{"accountjid", adhoc.FieldJIDSingle, []string{"bob@localhost"}},
+			{"lastlogin", single, []string{"2003-12-19T17:58:35Z"}},
+		}},
+		{"get-user-lastlogin", []adhoc.Field{field("accountjid", "dave@localhost/any")}, []shape{
+			{"accountjid", adhoc.FieldJIDSingle, []string{"dave@localhost"}},
+			{"lastlogin", single, nil},
+		}},
+		{"user-stats", []adhoc.Field{field("accountjid", "alice@localhost")}, []shape{
+			{"accountjid", adhoc.FieldJIDSingle, []string{"alice@localhost"}},
+			{"rostersize", single, []string{"0"}},
+			{"onlineresources", multi, []string{"laptop", "phone"}},
+			{"ipaddresses", multi, []string{"192.0.2.2", "192.0.2.1"}},
+			{"logintimes", multi, []string{"2024-05-06T07:08:09Z", "2024-05-06T07:08:09Z"}},
+		}},
+		{"user-stats", []adhoc.Field{field("accountjid", "dave@localhost")}, []shape{
+			{"accountjid", adhoc.FieldJIDSingle, []string{"dave@localhost"}},
+			{"rostersize", single, []string{"0"}},
+			{"onlineresources", multi, nil},
+			{"ipaddresses", multi, nil},
+			{"logintimes", multi, nil},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fields := e.result(t, tc.name, tc.givenFields...)
+			assert.Equal(t, tc.expectFields, shapes(fields))
+			for _, f := range fields {
+				assert.NotEmpty(t, f.Label, f.Var)
+			}
+		})
+	}
+
+	t.Run("numbers answer at once", func(t *testing.T) {
+		resp, err := e.run(t, "get-online-users-num")
+		require.NoError(t, err)
+		assert.Equal(t, adhoc.StatusCompleted, resp.Status)
+		assert.Empty(t, resp.SessionID)
+	})
+	t.Run("no max_items lists all", func(t *testing.T) {
+		resp, err := e.cmds.Execute(t.Context(), adhoc.Request{
+			To: sessManJID, From: adminJID, Admin: true, Node: node("get-idle-users"), Action: adhoc.ActionComplete,
+		})
+		require.NoError(t, err)
+		assert.Equal(t, []shape{{"idleuserjids", jids, []string{"bob@localhost"}}}, shapes(resp.Form.Fields))
+	})
+}
+
+func TestMaxItems(t *testing.T) {
+	e := newEnv(t)
+	for i := range 30 {
+		u := fmt.Sprintf("u%02d@localhost", i)
+		e.addUsers(t, u)
+		e.bind(t, u+"/r", 0)
+	}
+	tests := []struct {
+		name        string
+		givenMax    string
+		expectCount int
+		expectLast  string
+	}{
+		{"get-online-users-list", "25", 25, "u24@localhost"},
+		{"get-online-users-list", "none", 30, "u29@localhost"},
+		{"get-online-users", "25", 25, "u24@localhost/r"},
+		{"get-active-users", "25", 25, "u24@localhost"},
+		{"get-registered-users-list", "25", 25, "u23@localhost"}, // admin@localhost comes first
+		{"get-registered-users-list", "50", 31, "u29@localhost"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name+" "+tc.givenMax, func(t *testing.T) {
+			fields := e.result(t, tc.name, field("max_items", tc.givenMax))
+			require.Len(t, fields, 1)
+			require.Len(t, fields[0].Values, tc.expectCount)
+			assert.Equal(t, tc.expectLast, fields[0].Values[tc.expectCount-1])
+		})
+	}
+	_, err := e.run(t, "get-online-users-list", field("max_items", "10"))
+	assert.ErrorIs(t, err, adhoc.ErrBadPayload, "not an option")
+}
+
+func TestEndUserSession(t *testing.T) {
+	tests := []struct {
+		name         string
+		givenFields  []adhoc.Field
+		expectNotes  []string // nil: a result without fields
+		expectOnline []string
+		expectReason string
+	}{
+		{
+			name:         "bare JID ends every resource",
+			givenFields:  []adhoc.Field{field("accountjids", "alice@localhost")},
+			expectNotes:  []string{"Operation successful for user alice@localhost/laptop", "Operation successful for user alice@localhost/phone"},
+			expectOnline: []string{"bob@localhost/web", "carol@localhost/desk"},
+			expectReason: sessman.DefaultEndReason,
+		},
+		{
+			name:         "full JID ends one resource, with a reason",
+			givenFields:  []adhoc.Field{field("accountjids", "alice@localhost/phone"), field("reason", "Maintenance.")},
+			expectNotes:  []string{"Operation successful for user alice@localhost/phone"},
+			expectOnline: []string{"alice@localhost/laptop", "bob@localhost/web", "carol@localhost/desk"},
+			expectReason: "Maintenance.",
+		},
+		{
+			name:         "several JIDs",
+			givenFields:  []adhoc.Field{field("accountjids", "carol@localhost", "alice@localhost/laptop", "nobody@localhost")},
+			expectNotes:  []string{"Operation successful for user alice@localhost/laptop", "Operation successful for user carol@localhost/desk"},
+			expectOnline: []string{"alice@localhost/phone", "bob@localhost/web"},
+			expectReason: sessman.DefaultEndReason,
+		},
+		{
+			name:         "ejabberd's accountjid",
+			givenFields:  []adhoc.Field{field("accountjid", "bob@localhost")},
+			expectNotes:  []string{"Operation successful for user bob@localhost/web"},
+			expectOnline: []string{"alice@localhost/laptop", "alice@localhost/phone", "carol@localhost/desk"},
+			expectReason: sessman.DefaultEndReason,
+		},
+		{
+			name:         "accountjids and accountjid",
+			givenFields:  []adhoc.Field{field("accountjids", "bob@localhost"), field("accountjid", "carol@localhost")},
+			expectNotes:  []string{"Operation successful for user bob@localhost/web", "Operation successful for user carol@localhost/desk"},
+			expectOnline: []string{"alice@localhost/laptop", "alice@localhost/phone"},
+			expectReason: sessman.DefaultEndReason,
+		},
+		{
+			name:         "no session matched",
+			givenFields:  []adhoc.Field{field("accountjids", "nobody@localhost", "alice@localhost/tablet")},
+			expectOnline: []string{"alice@localhost/laptop", "alice@localhost/phone", "bob@localhost/web", "carol@localhost/desk"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			var clients []*client
+			for _, addr := range []string{"alice@localhost/phone", "alice@localhost/laptop", "bob@localhost/web", "carol@localhost/desk"} {
+				clients = append(clients, e.bind(t, addr, 0))
+			}
+
+			fields := e.result(t, "end-user-session", tc.givenFields...)
+			if tc.expectNotes == nil {
+				assert.Empty(t, fields)
+			} else {
+				assert.Equal(t, notesOf(tc.expectNotes...), shapes(fields))
+			}
+			assert.Equal(t, tc.expectOnline, e.online(), "the ended sessions are gone when the reply is made")
+			for _, c := range clients {
+				if _, online := e.reg.Lookup(c.addr); online {
+					assert.Empty(t, c.kicked(), c.addr.String())
+				} else {
+					assert.Equal(t, []string{"policy-violation: " + tc.expectReason}, c.kicked(), c.addr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestEndUserSessionRejects(t *testing.T) {
+	tests := []struct {
+		name          string
+		givenFields   []adhoc.Field
+		expectErr     error
+		expectText    string
+		expectContain string
+	}{
+		{"no JID", []adhoc.Field{field("reason", "Spam.")}, adhoc.ErrBadPayload, "Field accountjids is required (or give one JID in accountjid).", ""},
+		{"empty JID", []adhoc.Field{field("accountjids", " ")}, adhoc.ErrBadPayload, "", "accountjids is required"},
+		{"malformed JID", []adhoc.Field{field("accountjids", "alice@localhost", "a@b@c")}, adhoc.ErrBadPayload, "", `Field accountjids: "a@b@c" is not a valid JID.`},
+		{"malformed accountjid", []adhoc.Field{field("accountjid", "@localhost")}, adhoc.ErrBadPayload, "", "Field accountjid:"},
+		{"two accountjid", []adhoc.Field{field("accountjid", "alice@localhost", "bob@localhost")}, adhoc.ErrBadPayload, "", "accountjid takes at most one value"},
+		{"another domain", []adhoc.Field{field("accountjids", "alice@localhost", "mallory@example.org")},
+			&adhoc.Error{Condition: stanza.BadRequest}, "Field accountjids: mallory@example.org is not a user of localhost.", ""},
+		{"a domain", []adhoc.Field{field("accountjid", "localhost")},
+			&adhoc.Error{Condition: stanza.BadRequest}, "", "localhost is not a user JID"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			alice := e.bind(t, "alice@localhost/phone", 0)
+			_, err := e.run(t, "end-user-session", tc.givenFields...)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, tc.expectErr)
+			ae := adhoc.AsError(err)
+			if tc.expectText != "" {
+				assert.Equal(t, tc.expectText, ae.Text)
+			}
+			assert.Contains(t, ae.Text, tc.expectContain)
+			assert.Empty(t, alice.kicked(), "nothing ended")
+		})
+	}
+}
+
+func TestDisableUserEndsSessionsAndRefusesLogin(t *testing.T) {
+	e := newEnv(t)
+	e.addUsers(t, "alice@localhost", "bob@localhost")
+	phone := e.bind(t, "alice@localhost/phone", 0)
+	e.bind(t, "alice@localhost/laptop", 0)
+	bob := e.bind(t, "bob@localhost/web", 0)
+	alice := jid.MustParse("alice@localhost")
+
+	fields := e.result(t, "disable-user", field("accountjids", "alice@localhost/phone"))
+	assert.Equal(t, notesOf("Operation successful for user alice@localhost"), shapes(fields))
+	assert.Equal(t, []string{"bob@localhost/web"}, e.online(), "every session of alice ended")
+	assert.Equal(t, []string{"policy-violation: Your account was disabled."}, phone.kicked())
+	assert.Empty(t, bob.kicked())
+	assert.ErrorIs(t, e.db.VerifyPassword(t.Context(), alice, "pw"), store.ErrDisabled)
+	assert.Equal(t, []string{"alice@localhost"}, e.accountChanges())
+	assert.Equal(t, []shape{{"disableduserjids", adhoc.FieldJIDMulti, []string{"alice@localhost"}}},
+		shapes(e.result(t, "get-disabled-users-list", field("max_items", "none"))))
+
+	fields = e.result(t, "reenable-user", field("accountjid", "alice@localhost"))
+	assert.Equal(t, notesOf("Operation successful for user alice@localhost"), shapes(fields))
+	assert.NoError(t, e.db.VerifyPassword(t.Context(), alice, "pw"))
+	assert.Equal(t, []string{"alice@localhost", "alice@localhost"}, e.accountChanges())
+}
+
+func TestAccountCommandsChangeAllOrNothing(t *testing.T) {
+	for _, name := range []string{"delete-user", "disable-user", "reenable-user"} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.addUsers(t, "alice@localhost")
+			phone := e.bind(t, "alice@localhost/phone", 0)
+			_, err := e.run(t, name, field("accountjids", "alice@localhost", "nobody@localhost"))
+			require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.ItemNotFound})
+			assert.Equal(t, "There is no account nobody@localhost.", adhoc.AsError(err).Text)
+			assert.NoError(t, e.db.VerifyPassword(t.Context(), jid.MustParse("alice@localhost"), "pw"), "alice unchanged")
+			assert.Empty(t, phone.kicked())
+			assert.Empty(t, e.accountChanges())
+
+			_, err = e.run(t, name, field("accountjids", "alice@example.org"))
+			assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.BadRequest})
+		})
+	}
+}
+
+func TestDeleteUser(t *testing.T) {
+	e := newEnv(t)
+	e.addUsers(t, "alice@localhost", "bob@localhost", "carol@localhost")
+	phone := e.bind(t, "alice@localhost/phone", 0)
+	e.bind(t, "carol@localhost/desk", 0)
+
+	fields := e.result(t, "delete-user", field("accountjids", "alice@localhost", "bob@localhost"))
+	assert.Equal(t, notesOf("Operation successful for user alice@localhost", "Operation successful for user bob@localhost"), shapes(fields))
+	assert.Equal(t, []string{"carol@localhost/desk"}, e.online())
+	assert.Equal(t, []string{"policy-violation: Your account was deleted."}, phone.kicked())
+	assert.ErrorIs(t, e.db.VerifyPassword(t.Context(), jid.MustParse("alice@localhost"), "pw"), store.ErrNotFound)
+	assert.Equal(t, []string{"alice@localhost", "bob@localhost"}, e.accountChanges())
+	assert.Equal(t, []shape{{"registeredusersnum", adhoc.FieldTextSingle, []string{"2"}}}, shapes(e.result(t, "get-registered-users-num")))
+}
+
+func TestAddUser(t *testing.T) {
+	tests := []struct {
+		name       string
+		givenJID   string
+		givenPw    string
+		givenPwVer string
+		expectErr  error
+		expectText string
+	}{
+		{"created", "dave@localhost", "s3cret", "s3cret", nil, ""},
+		{"resource dropped", "dave@localhost/phone", "s3cret", "s3cret", nil, ""},
+		{"exists", "alice@localhost", "s3cret", "s3cret", &adhoc.Error{Condition: stanza.Conflict}, "The account alice@localhost already exists."},
+		{"passwords differ", "dave@localhost", "s3cret", "secret", &adhoc.Error{Condition: stanza.BadRequest}, "Fields password and password-verify do not match."},
+		{"no password", "dave@localhost", "", "", adhoc.ErrBadPayload, "Field password is required."},
+		{"another domain", "dave@example.org", "s3cret", "s3cret", &adhoc.Error{Condition: stanza.BadRequest}, "Field accountjid: dave@example.org is not a user of localhost."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.addUsers(t, "alice@localhost")
+			fields, err := e.run(t, "add-user", field("accountjid", tc.givenJID), field("password", tc.givenPw),
+				field("password-verify", tc.givenPwVer), field("email", "dave@example.net"))
+			if tc.expectErr != nil {
+				require.ErrorIs(t, err, tc.expectErr)
+				if tc.expectText != "" {
+					assert.Equal(t, tc.expectText, adhoc.AsError(err).Text)
+				}
+				assert.Empty(t, e.accountChanges())
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, notesOf("Operation successful for user dave@localhost"), shapes(fields.Form.Fields))
+			assert.NoError(t, e.db.VerifyPassword(t.Context(), jid.MustParse("dave@localhost"), tc.givenPw))
+			assert.Equal(t, []string{"dave@localhost"}, e.accountChanges())
+		})
+	}
+}
+
+func TestPasswordTooLongForTheStore(t *testing.T) {
+	e := newEnv(t)
+	e.addUsers(t, "alice@localhost")
+	pw := fmt.Sprintf("%01025d", 0) // valid text, longer than the store takes
+	_, err := e.run(t, "change-user-password", field("accountjid", "alice@localhost"), field("password", pw))
+	require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.BadRequest})
+	assert.Equal(t, "Field password: a password is 1 to 1024 bytes long.", adhoc.AsError(err).Text)
+	assert.NoError(t, e.db.VerifyPassword(t.Context(), jid.MustParse("alice@localhost"), "pw"))
+}
+
+func TestChangeUserPassword(t *testing.T) {
+	e := newEnv(t)
+	e.addUsers(t, "alice@localhost")
+	phone := e.bind(t, "alice@localhost/phone", 0)
+	alice := jid.MustParse("alice@localhost")
+
+	fields := e.result(t, "change-user-password", field("accountjid", "alice@localhost"), field("password", "n3w"))
+	assert.Equal(t, notesOf("Operation successful for user alice@localhost"), shapes(fields))
+	assert.ErrorIs(t, e.db.VerifyPassword(t.Context(), alice, "pw"), store.ErrBadPassword)
+	assert.NoError(t, e.db.VerifyPassword(t.Context(), alice, "n3w"))
+	assert.Equal(t, []string{"alice@localhost"}, e.accountChanges())
+	assert.Empty(t, phone.kicked(), "sessions stay")
+
+	_, err := e.run(t, "change-user-password", field("accountjid", "nobody@localhost"), field("password", "x"))
+	require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.ItemNotFound})
+	assert.Equal(t, "There is no account nobody@localhost.", adhoc.AsError(err).Text)
+}
+
+func TestUnknownAccount(t *testing.T) {
+	e := newEnv(t)
+	for _, name := range []string{"get-user-lastlogin", "user-stats"} {
+		_, err := e.run(t, name, field("accountjid", "nobody@localhost"))
+		assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.ItemNotFound}, name)
+	}
+}
+
+func TestAnnounce(t *testing.T) {
+	e := newEnv(t)
+	phone := e.bind(t, "alice@localhost/phone", 0)
+	laptop := e.bind(t, "alice@localhost/laptop", time.Hour)
+	bob := e.bind(t, "bob@localhost/web", time.Hour)
+	closing := e.bind(t, "carol@localhost/desk", 0)
+	closing.mu.Lock()
+	closing.closing = true
+	closing.mu.Unlock()
+
+	fields := e.result(t, "announce", field("subject", "Maintenance <tonight>"),
+		field("body", "Down at 22:00 & back", "by 23:00, 'probably'."))
+	assert.Equal(t, notesOf("Announcement sent to 3 of 4 online resources."), shapes(fields))
+	for _, c := range []*client{phone, laptop, bob} {
+		assert.Equal(t, []string{"<message xmlns='jabber:client' from='localhost' to='" + c.addr.String() + "' type='headline'>" +
+			"<subject>Maintenance &lt;tonight&gt;</subject>" +
+			"<body>Down at 22:00 &amp; back&#xA;by 23:00, &#39;probably&#39;.</body></message>"}, c.stanzas())
+	}
+	assert.Empty(t, closing.stanzas())
+
+	e.result(t, "announce", field("body", "No subject."))
+	assert.Equal(t, "<message xmlns='jabber:client' from='localhost' to='bob@localhost/web' type='headline'><body>No subject.</body></message>",
+		bob.stanzas()[1])
+
+	_, err := e.run(t, "announce", field("subject", "only"))
+	assert.ErrorIs(t, err, adhoc.ErrBadPayload, "body is required")
+}
+
+func TestIsAdmin(t *testing.T) {
+	e := newEnv(t)
+	e.addUsers(t, "alice@localhost", "boss@localhost")
+	require.NoError(t, e.db.SetAdmin(t.Context(), jid.MustParse("boss@localhost"), true))
+	require.NoError(t, e.db.SetDisabled(t.Context(), jid.MustParse("boss@localhost"), true))
+	tests := []struct {
+		givenJID    string
+		expectAdmin bool
+	}{
+		{"admin@localhost", true},
+		{"admin@localhost/script", true},
+		{"root@localhost/any", true}, // configured, with or without an account
+		{"alice@localhost", false},
+		{"boss@localhost", false}, // an admin account, disabled
+		{"nobody@localhost", false},
+		{"localhost", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.givenJID, func(t *testing.T) {
+			admin, err := e.mgr.IsAdmin(t.Context(), jid.MustParse(tc.givenJID))
+			require.NoError(t, err)
+			assert.Equal(t, tc.expectAdmin, admin)
+		})
+	}
+}
+
+func TestStoreFailureIsInternal(t *testing.T) {
+	e := newEnv(t)
+	db, err := store.Open(filepath.Join(t.TempDir(), "closed.db"))
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	cmds := adhoc.NewRegistry(adhoc.RegistryConfig{})
+	require.NoError(t, sessman.NewManager(sessman.ManagerConfig{Domain: "localhost"}, e.reg, db, zerolog.Nop()).Register(cmds))
+
+	_, err = cmds.Execute(t.Context(), adhoc.Request{To: sessManJID, From: adminJID, Admin: true, Node: node("get-registered-users-num")})
+	require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.InternalServerError})
+	ae := adhoc.AsError(err)
+	assert.Equal(t, "The account store failed.", ae.Text)
+	assert.Error(t, ae.Err, "the cause is kept for the log")
+}

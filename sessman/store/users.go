@@ -1,0 +1,127 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+)
+
+// UserQuery selects accounts for CountUsers and ListUsers.
+// The zero value selects every account.
+type UserQuery struct {
+	// DisabledOnly selects only the disabled accounts.
+	DisabledOnly bool
+	// Limit is the most accounts ListUsers returns; 0 means no limit.
+	// CountUsers ignores it.
+	Limit int
+}
+
+// where is the WHERE clause of q, or "".
+func (q UserQuery) where() string {
+	if q.DisabledOnly {
+		return ` WHERE disabled`
+	}
+	return ""
+}
+
+// CountUsers returns the number of accounts q selects.
+func (db *DB) CountUsers(ctx context.Context, q UserQuery) (int, error) {
+	var n int
+	if err := db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts`+q.where()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count accounts: %w", err)
+	}
+	return n, nil
+}
+
+// ListUsers returns the bare JIDs of the accounts q selects, ordered by JID,
+// at most q.Limit of them when it is positive.
+func (db *DB) ListUsers(ctx context.Context, q UserQuery) ([]jid.JID, error) {
+	query := `SELECT jid FROM accounts` + q.where() + ` ORDER BY jid`
+	var args []any
+	if q.Limit > 0 {
+		query += ` LIMIT $1`
+		args = append(args, q.Limit)
+	}
+	rows, err := db.sql.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list account JIDs: %w", err)
+	}
+	defer rows.Close()
+	users := []jid.JID{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("store: list account JIDs: %w", err)
+		}
+		j, err := jid.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("store: list account JIDs: stored account %q: %w", s, err)
+		}
+		users = append(users, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list account JIDs: %w", err)
+	}
+	return users, nil
+}
+
+// DeleteUsers deletes the accounts users and their credentials in one
+// transaction.
+// If one of them does not exist it returns ErrNotFound, naming it, and
+// deletes none.
+// A user named twice is deleted once.
+func (db *DB) DeleteUsers(ctx context.Context, users []jid.JID) error {
+	return db.eachUser(ctx, "delete", users, `DELETE FROM accounts WHERE jid = $1`)
+}
+
+// SetUsersDisabled disables or enables the accounts users in one
+// transaction.
+// If one of them does not exist it returns ErrNotFound, naming it, and
+// changes none.
+func (db *DB) SetUsersDisabled(ctx context.Context, users []jid.JID, disabled bool) error {
+	return db.eachUser(ctx, "set disabled of", users, `UPDATE accounts SET disabled = $2 WHERE jid = $1`, disabled)
+}
+
+// eachUser runs query (the account key is $1, args are $2...) once for each
+// distinct account of users, in one transaction that is rolled back with
+// ErrNotFound when a run changes no row.
+func (db *DB) eachUser(ctx context.Context, op string, users []jid.JID, query string, args ...any) error {
+	keys := make([]string, 0, len(users))
+	seen := make(map[string]bool, len(users))
+	for _, u := range users {
+		key, ok := accountKey(u)
+		if !ok {
+			return noAccount(key)
+		}
+		if !seen[key] {
+			seen[key] = true
+			keys = append(keys, key)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, query)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, key := range keys {
+			res, err := stmt.ExecContext(ctx, append([]any{key}, args...)...)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return fmt.Errorf("%w: %s", ErrNotFound, key)
+			}
+		}
+		return nil
+	})
+	return wrapErr(op, strings.Join(keys, ", "), err)
+}

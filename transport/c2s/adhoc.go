@@ -1,0 +1,98 @@
+package c2s
+
+import (
+	"bytes"
+	"context"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/codec"
+)
+
+// Commands is the ad-hoc command registry as the listener uses it for
+// XEP-0050 in-band. *adhoc.Registry implements it; the HTTP gateway uses the
+// same registry.
+type Commands interface {
+	Commands(component jid.JID, admin bool) ([]adhoc.Info, error)
+	Execute(ctx context.Context, req adhoc.Request) (adhoc.Response, error)
+}
+
+// isComponent reports whether addr is a bare JID that holds ad-hoc commands
+// (the domain itself, sess-man@domain).
+func (s *Server) isComponent(addr jid.JID) bool {
+	if s.commands == nil || addr.Resourcepart() != "" {
+		return false
+	}
+	_, err := s.commands.Commands(addr, true)
+	return err == nil
+}
+
+// commandItems answers a disco#items request for the commands node
+// (XEP-0050 §2.2) with the commands the requester may run.
+func (c *conn) commandItems(iq element, component jid.JID) {
+	admin, err := c.srv.accounts.IsAdmin(context.Background(), c.addr.Bare())
+	if err != nil {
+		c.log.Error().Err(err).Msg("admin lookup failed")
+	}
+	infos, _ := c.srv.commands.Commands(component, admin && err == nil) // a component here
+	var b strings.Builder
+	b.WriteString(`<query xmlns='` + nsDiscoIts + `' node='` + adhoc.NS + `'>`)
+	for _, info := range infos {
+		b.WriteString(`<item jid='` + escape(component.String()) + `' node='` + escape(info.Node) + `' name='` + escape(info.Name) + `'/>`)
+	}
+	b.WriteString(`</query>`)
+	c.replyResult(iq, b.String())
+}
+
+// executeCommand runs a XEP-0050 command IQ in its own goroutine: a command
+// may end the requester's own session, whose read loop must keep running
+// for that to finish.
+func (c *conn) executeCommand(iq, payload element, component jid.JID) {
+	req, _, err := codec.DecodeRequest(bytes.NewReader(payload.marshal()), codec.TigaseXML)
+	if err != nil {
+		c.replyCommandError(iq, adhoc.AsError(err))
+		return
+	}
+	c.srv.wg.Add(1)
+	go func() {
+		defer c.srv.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.CommandTimeout)
+		defer cancel()
+		admin, err := c.srv.accounts.IsAdmin(ctx, c.addr.Bare())
+		if err != nil {
+			c.replyCommandError(iq, adhoc.AsError(err))
+			return
+		}
+		req.To, req.From, req.Admin = component, c.addr, admin
+		resp, err := c.srv.commands.Execute(ctx, req)
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			e := adhoc.AsError(err)
+			if e.Condition == "internal-server-error" {
+				c.log.Error().Err(err).Str("node", req.Node).Msg("command failed")
+			}
+			c.replyCommandError(iq, e)
+			return
+		}
+		var b bytes.Buffer
+		if err := codec.EncodeResponse(&b, codec.NativeXML, component, resp); err != nil {
+			c.replyCommandError(iq, adhoc.AsError(err))
+			return
+		}
+		c.replyResult(iq, b.String())
+	}()
+}
+
+// replyCommandError answers with the stanza error of e and, when it has
+// one, its XEP-0050 specific condition.
+func (c *conn) replyCommandError(iq element, e *adhoc.Error) {
+	var extra string
+	if e.Specific != "" {
+		extra = `<` + e.Specific + ` xmlns='` + adhoc.NS + `'/>`
+	}
+	c.send(stanzaErrorWith(iq, c.addr.String(), string(e.Type()), string(e.Condition), e.Text, extra))
+}

@@ -1,0 +1,92 @@
+package c2s_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"mellium.im/xmpp/jid"
+)
+
+const endUserSession = "http://jabber.org/protocol/admin#end-user-session"
+
+func endUserSessionIQ(id, to string, targets ...string) string {
+	values := ""
+	for _, t := range targets {
+		values += "<value>" + t + "</value>"
+	}
+	return `<iq type='set' id='` + id + `' to='` + to + `'><command xmlns='http://jabber.org/protocol/commands' node='` + endUserSession +
+		`' action='execute'><x xmlns='jabber:x:data' type='submit'><field var='accountjids'>` + values +
+		`</field><field var='reason'><value>In-band kick.</value></field></x></command></iq>`
+}
+
+func TestInBandEndUserSessionByAdmin(t *testing.T) {
+	e := newEnv(t)
+	admin := e.connect(t, e.addAccount(t, "root", "pw", true), "pw", "console")
+	victim := e.connect(t, e.addUser(t, "mallory", "pw"), "pw", "laptop")
+
+	// Disco lists the commands on the commands node.
+	admin.send(`<iq type='get' id='d1' to='sess-man@localhost'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>`)
+	items := admin.expect("iq")
+	require.Equal(t, "result", items.attr("type"), "%+v", items)
+	var nodes []string
+	q, _ := items.find("query")
+	for _, it := range q.Nodes {
+		nodes = append(nodes, it.attr("node"))
+	}
+	assert.Contains(t, nodes, endUserSession)
+
+	admin.send("%s", endUserSessionIQ("k1", "sess-man@localhost", "mallory@localhost"))
+	cond, text := victim.expectStreamError()
+	assert.Equal(t, "policy-violation", cond)
+	assert.Equal(t, "In-band kick.", text)
+
+	res := admin.expect("iq")
+	require.Equal(t, "result", res.attr("type"), "%+v", res)
+	cmd, ok := res.find("command")
+	require.True(t, ok)
+	assert.Equal(t, "completed", cmd.attr("status"))
+	notes, ok := cmd.find("field")
+	require.True(t, ok)
+	assert.Equal(t, "Notes", notes.attr("var"))
+	v, _ := notes.find("value")
+	assert.Equal(t, "Operation successful for user mallory@localhost/laptop", v.Text)
+	_, online := e.reg.Lookup(jid.MustParse("mallory@localhost/laptop"))
+	assert.False(t, online, "the reply comes after the session is gone")
+
+	// A stale session id, checked after authorization: bad-request with the XEP-0050 specific condition.
+	admin.send("%s", `<iq type='set' id='k3' to='sess-man@localhost'><command xmlns='http://jabber.org/protocol/commands' node='`+endUserSession+`' sessionid='nope' action='complete'/></iq>`)
+	res = admin.expect("iq")
+	require.Equal(t, "error", res.attr("type"))
+	_, specific := res.find("bad-sessionid")
+	assert.True(t, specific, "%+v", res)
+
+	// The bare domain reaches the same commands.
+	admin.send("%s", endUserSessionIQ("k2", "localhost", "mallory@localhost"))
+	res = admin.expect("iq")
+	assert.Equal(t, "result", res.attr("type"), "%+v", res)
+}
+
+func TestInBandCommandsForbiddenToNonAdmins(t *testing.T) {
+	e := newEnv(t)
+	user := e.connect(t, e.addUser(t, "eve", "pw"), "pw", "r")
+	other := e.connect(t, e.addUser(t, "bob", "pw"), "pw", "r")
+
+	user.send("%s", endUserSessionIQ("k1", "sess-man@localhost", "bob@localhost"))
+	res := user.expect("iq")
+	require.Equal(t, "error", res.attr("type"))
+	_, forbidden := res.find("forbidden")
+	assert.True(t, forbidden, "%+v", res)
+	other.send(`<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	assert.Equal(t, "result", other.expect("iq").attr("type"), "bob is still online")
+}
+
+func TestInBandAdminEndsOwnSession(t *testing.T) {
+	e := newEnv(t)
+	admin := e.connect(t, e.addAccount(t, "root", "pw", true), "pw", "console")
+	admin.send("%s", endUserSessionIQ("k1", "localhost", "root@localhost/console"))
+	cond, text := admin.expectStreamError()
+	assert.Equal(t, "policy-violation", cond)
+	assert.Equal(t, "In-band kick.", text)
+	e.waitUnbound(t, "root@localhost/console")
+}
