@@ -257,28 +257,29 @@ func (c *conn) writeNow(items ...[]byte) error {
 	return nil
 }
 
-// finish ends the stream from our side (a final element such as a stream
-// error and the closing tag), waits for it to be written, and closes.
-func (c *conn) finish(final ...[]byte) {
+// finish ends the stream from our side with final (a stream error and the
+// closing tag, or just the tag), waits for it to be written, and closes.
+// After a stream error it lingers so the client can read it; when the client
+// has closed its stream too, or final was already sent by Kick, the socket
+// closes at once.
+func (c *conn) finish(linger bool, final ...[]byte) {
 	c.qmu.Lock()
+	sent := !c.closing && len(final) > 0
 	if !c.queueing {
-		closing := c.closing
 		c.closing = true
 		c.qmu.Unlock()
-		if !closing && len(final) > 0 {
-			if c.writeNow(final...) == nil {
-				c.lingerClose()
-			}
+		if sent && c.writeNow(final...) == nil && linger {
+			c.lingerClose()
 		}
 		_ = c.raw.Close()
 		return
 	}
-	if !c.closing {
+	if sent {
 		for _, b := range final {
 			c.enqueueLocked(b, false)
 		}
-		c.closing = true
 	}
+	c.closing = true
 	done := c.writerDone
 	c.qmu.Unlock()
 	if done != nil {
@@ -289,7 +290,7 @@ func (c *conn) finish(final ...[]byte) {
 		}
 		t.Stop()
 	}
-	if len(final) > 0 {
+	if sent && linger {
 		c.lingerClose()
 	}
 	_ = c.raw.Close()

@@ -136,7 +136,9 @@ func (c *conn) negotiateBind() error {
 // removes it from the registry.
 func (c *conn) teardown(err error) {
 	var final [][]byte
+	linger := false
 	if se := c.streamErrorFor(err); se != nil {
+		linger = true
 		if se.condition == "connection-timeout" || se.condition == "not-well-formed" {
 			c.log.Debug().Err(err).Str("condition", se.condition).Msg("closing stream")
 		} else {
@@ -151,7 +153,7 @@ func (c *conn) teardown(err error) {
 	} else if err != nil && !isClosedErr(err) {
 		c.log.Debug().Err(err).Msg("connection failed")
 	}
-	c.finish(final...)
+	c.finish(linger, final...)
 
 	c.qmu.Lock()
 	wasBound := c.queueing
