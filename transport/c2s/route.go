@@ -76,7 +76,7 @@ func (c *conn) handleIQ(el element) {
 	switch {
 	case dst.Resourcepart() != "":
 		if target, ok := c.srv.reg.Lookup(dst); ok {
-			c.srv.deliver(target, el.stamped(c.addr.String(), "").marshal())
+			target.Deliver(el.stamped(c.addr.String(), "").marshal())
 		} else if request {
 			c.replyError(el, "cancel", "service-unavailable", "")
 		}
@@ -146,7 +146,7 @@ func (c *conn) handleMessage(el element) {
 	b := el.stamped(c.addr.String(), "").marshal()
 	if dst.Resourcepart() != "" {
 		if target, ok := c.srv.reg.Lookup(dst); ok {
-			c.srv.deliver(target, b)
+			target.Deliver(b)
 			return
 		}
 		if typ != "" && typ != "normal" && typ != "chat" {
@@ -169,7 +169,7 @@ func (c *conn) handleMessage(el element) {
 		targets = available
 	}
 	for _, t := range targets {
-		c.srv.deliver(t, b)
+		t.Deliver(b)
 	}
 	if len(targets) == 0 && (typ == "" || typ == "normal" || typ == "chat") {
 		c.replyError(el, "cancel", "service-unavailable", "")
@@ -201,7 +201,7 @@ func (c *conn) handlePresence(el element) {
 		b := el.stamped(c.addr.String(), c.addr.Bare().String()).marshal()
 		for _, t := range c.srv.reg.Resources(c.addr) {
 			if t != boundConn(c) {
-				c.srv.deliver(t, b)
+				t.Deliver(b)
 			}
 		}
 		return
@@ -213,25 +213,20 @@ func (c *conn) handlePresence(el element) {
 	b := el.stamped(c.addr.String(), "").marshal()
 	if dst.Resourcepart() != "" {
 		if target, ok := c.srv.reg.Lookup(dst); ok {
-			c.srv.deliver(target, b)
+			target.Deliver(b)
 		}
 		return // presence to a resource that is gone is dropped
 	}
 	for _, t := range c.srv.reg.Resources(dst) {
-		c.srv.deliver(t, b)
+		t.Deliver(b)
 	}
-}
-
-// deliver queues a stanza for a bound connection of this server.
-func (s *Server) deliver(target boundConn, b []byte) {
-	target.Deliver(b)
 }
 
 // broadcastUnavailable tells a user's other resources that c went offline.
 func (s *Server) broadcastUnavailable(c *conn) {
 	b := []byte(`<presence xmlns='` + nsClient + `' type='unavailable' from='` + escape(c.addr.String()) + `' to='` + escape(c.addr.Bare().String()) + `'/>`)
 	for _, t := range s.reg.Resources(c.addr) {
-		s.deliver(t, b)
+		t.Deliver(b)
 	}
 }
 
