@@ -21,3 +21,8 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 -timeout 8m ./...
+
+# A short run of each decoder fuzzer (the seed corpus already ran as tests above).
+for target in FuzzDecodeTigaseXML FuzzDecodeTigaseJSON FuzzDecodeNative; do
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime 10s ./codec
+done

@@ -17,8 +17,8 @@ import (
 	"github.com/adhocd/adhocd/sessman"
 )
 
-// testConn behaves as the c2s transport does: Kick ends it asynchronously
-// and it unbinds itself once gone. The c2s tests cover the real connection.
+// testConn behaves as the c2s transport does: once kicked it unbinds
+// itself. The c2s tests cover the real connection.
 type testConn struct {
 	reg    *sessman.Registry
 	id     string
@@ -49,7 +49,9 @@ func (c *testConn) Kick(condition, _ string) {
 	c.once.Do(func() {
 		c.kicked.Store(condition)
 		if !c.ignore {
-			go c.disconnect()
+			// The registry holds no lock while it kicks, so the connection
+			// may unbind right here; a goroutine could outlive the test.
+			c.disconnect()
 		}
 	})
 }
