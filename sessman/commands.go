@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
 )
@@ -24,6 +25,7 @@ const (
 	fieldPassword    = "password"
 	fieldMaxItems    = "max_items"
 	fieldNotes       = "Notes" // Tigase's result field
+	fieldBlock       = "block" // adhocd: seconds during which the user may not log in again
 )
 
 // command is one XEP-0133 command: the form it asks for, and what it does
@@ -37,6 +39,19 @@ type command struct {
 	// stand in for it; accountTargets checks that one of them is given.
 	check *adhoc.Form
 	run   func(ctx context.Context, vals adhoc.Values) ([]adhoc.Field, error)
+
+	m *Manager
+	// mutates: the command changes something, so it is audited and refused
+	// to read-only callers.
+	mutates bool
+	// selfService: a non-admin may run it on their own account only.
+	selfService bool
+}
+
+// mutatingCommands are the commands that change state.
+var mutatingCommands = map[string]bool{
+	"end-user-session": true, "add-user": true, "delete-user": true, "disable-user": true,
+	"reenable-user": true, "change-user-password": true, "announce": true,
 }
 
 var _ adhoc.Command = (*command)(nil)
@@ -81,7 +96,20 @@ func (c *command) Execute(ctx context.Context, req adhoc.Request) (adhoc.Respons
 	if err != nil {
 		return adhoc.Response{}, err
 	}
+	targets := append(vals.JIDs(fieldAccountJIDs), vals.JIDs(fieldAccountJID)...)
+	if err := c.allowed(req, targets); err != nil {
+		return adhoc.Response{}, err
+	}
 	fields, err := c.run(ctx, vals)
+	if c.mutates {
+		names := make([]string, len(targets))
+		for i, t := range targets {
+			names[i] = t.String()
+		}
+		if aerr := c.m.audit(ctx, originOf(req), "adhoc:"+c.info.Node, names, outcome(err), ""); aerr != nil && err == nil {
+			err = aerr
+		}
+	}
 	if err != nil {
 		return adhoc.Response{}, err
 	}
@@ -91,14 +119,54 @@ func (c *command) Execute(ctx context.Context, req adhoc.Request) (adhoc.Respons
 	}, nil
 }
 
+// allowed checks what the registry cannot: read-only callers change
+// nothing, and a non-admin's self-service touches only their own account.
+func (c *command) allowed(req adhoc.Request, targets []jid.JID) error {
+	if c.mutates && req.ReadOnly {
+		return &adhoc.Error{Condition: stanza.Forbidden, Text: "This API key is read-only."}
+	}
+	if req.Admin {
+		return nil
+	}
+	for _, t := range targets {
+		if !t.Bare().Equal(req.From.Bare()) {
+			return &adhoc.Error{Condition: stanza.Forbidden, Text: "You may only end your own sessions."}
+		}
+	}
+	return nil
+}
+
+// originOf is the request's origin, naming the requester when the
+// transport did not.
+func originOf(req adhoc.Request) adhoc.Origin {
+	o := req.Origin
+	if o.Caller == "" {
+		o.Caller = req.From.Bare().String()
+	}
+	return o
+}
+
 // commands returns every command, end-user-session first, then in the
 // order of XEP-0133 §4.
 func (m *Manager) commands() []*command {
+	cmds := m.commandList()
+	for _, c := range cmds {
+		name := strings.TrimPrefix(c.info.Node, AdminNS+"#")
+		c.m = m
+		c.mutates = mutatingCommands[name]
+		c.selfService = name == "end-user-session"
+		c.info.AdminOnly = !c.selfService
+	}
+	return cmds
+}
+
+func (m *Manager) commandList() []*command {
 	return []*command{
 		newCommand("end-user-session", "End User Session",
 			form("Ending a User Session", "Fill out this form to end a user's session.",
 				append(accountsFields("The Jabber ID(s) for which to end sessions"),
-					adhoc.Field{Var: fieldReason, Type: adhoc.FieldTextSingle, Label: "Reason, sent to the client"})...),
+					adhoc.Field{Var: fieldReason, Type: adhoc.FieldTextSingle, Label: "Reason, sent to the client"},
+					adhoc.Field{Var: fieldBlock, Type: adhoc.FieldTextSingle, Label: "Refuse new logins for this many seconds"})...),
 			m.endUserSession),
 		newCommand("add-user", "Add User",
 			form("Adding a User", "Fill out this form to add a user.",

@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,11 +31,35 @@ func (m *Manager) endUserSession(ctx context.Context, vals adhoc.Values) ([]adho
 	if err != nil {
 		return nil, err
 	}
+	if err := m.block(ctx, targets, vals.Get(fieldBlock), vals.Get(fieldReason)); err != nil {
+		return nil, err
+	}
 	ended, err := m.end(ctx, targets, vals.Get(fieldReason))
 	if err != nil {
 		return nil, err
 	}
 	return successNotes(ended), nil
+}
+
+// block refuses logins of users for seconds (a decimal string; empty: no
+// block), before their sessions are ended so that they cannot come back.
+func (m *Manager) block(ctx context.Context, users []jid.JID, seconds, reason string) error {
+	if seconds == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(seconds)
+	if err != nil || n < 0 || time.Duration(n)*time.Second > MaxBlock {
+		return badRequest("Field %s: %q is not a number of seconds from 0 to %d.", fieldBlock, seconds, int(MaxBlock.Seconds()))
+	}
+	until := time.Now().Add(time.Duration(n) * time.Second)
+	for _, u := range users {
+		if n > 0 {
+			if err := m.db.SetBlock(ctx, u.Bare(), until, reason); err != nil {
+				return m.storeError(ctx, err, u)
+			}
+		}
+	}
+	return nil
 }
 
 // usersOnline returns the bound connections grouped by user, in the order

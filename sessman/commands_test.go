@@ -199,7 +199,7 @@ func TestRegisterListsEveryCommandAtBothAddresses(t *testing.T) {
 		var nodes []string
 		for _, info := range infos {
 			nodes = append(nodes, info.Node)
-			assert.True(t, info.AdminOnly, info.Node)
+			assert.Equal(t, info.Node != node("end-user-session"), info.AdminOnly, info.Node)
 			assert.NotEmpty(t, info.Name, info.Node)
 		}
 		var want []string
@@ -208,9 +208,10 @@ func TestRegisterListsEveryCommandAtBothAddresses(t *testing.T) {
 		}
 		assert.Equal(t, want, nodes, comp)
 
-		hidden, err := e.cmds.Commands(jid.MustParse(comp), false)
+		selfService, err := e.cmds.Commands(jid.MustParse(comp), false)
 		require.NoError(t, err)
-		assert.Empty(t, hidden, "non-admins see none")
+		require.Len(t, selfService, 1, "non-admins see only what they may run on themselves")
+		assert.Equal(t, node("end-user-session"), selfService[0].Node)
 	}
 
 	assert.Error(t, sessman.NewManager(sessman.ManagerConfig{Domain: "a@b@c"}, e.reg, e.db, zerolog.Nop()).Register(e.cmds))
@@ -225,7 +226,7 @@ func TestNonAdminIsForbidden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, err := e.cmds.Execute(t.Context(), adhoc.Request{
 				To: jid.MustParse("localhost"), From: jid.MustParse("alice@localhost/phone"), Node: node(name),
-				Fields: []adhoc.Field{field("accountjids", "alice@localhost"), field("body", "hi")},
+				Fields: []adhoc.Field{field("accountjids", "bob@localhost"), field("body", "hi")},
 			})
 			assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
 		})
@@ -241,7 +242,7 @@ func TestFormRetrieval(t *testing.T) {
 		expectFields   []string // vars in order
 		expectRequired []string
 	}{
-		{"end-user-session", "Ending a User Session", []string{"accountjids", "accountjid", "reason"}, []string{"accountjids"}},
+		{"end-user-session", "Ending a User Session", []string{"accountjids", "accountjid", "reason", "block"}, []string{"accountjids"}},
 		{"add-user", "Adding a User", []string{"accountjid", "password", "password-verify", "email"}, []string{"accountjid", "password", "password-verify"}},
 		{"delete-user", "Deleting a User", []string{"accountjids", "accountjid"}, []string{"accountjids"}},
 		{"disable-user", "Disabling a User", []string{"accountjids", "accountjid"}, []string{"accountjids"}},
@@ -733,4 +734,56 @@ func TestStoreFailureIsInternal(t *testing.T) {
 	ae := adhoc.AsError(err)
 	assert.Equal(t, "The account store failed.", ae.Text)
 	assert.Error(t, ae.Err, "the cause is kept for the log")
+}
+
+func TestSelfServiceReadOnlyAndAudit(t *testing.T) {
+	e := newEnv(t)
+	alice := e.bind(t, "alice@localhost/phone", 0)
+	bob := e.bind(t, "bob@localhost/desk", 0)
+	ctx := t.Context()
+	run := func(req adhoc.Request) (adhoc.Response, error) {
+		req.To, req.Node = jid.MustParse("localhost"), node("end-user-session")
+		return e.cmds.Execute(ctx, req)
+	}
+
+	// A non-admin may end their own sessions, and nobody else's.
+	_, err := run(adhoc.Request{From: jid.MustParse("alice@localhost/web"), Fields: []adhoc.Field{field("accountjids", "bob@localhost")}})
+	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
+	assert.Empty(t, bob.kicked())
+	_, err = run(adhoc.Request{From: jid.MustParse("alice@localhost/web"), Fields: []adhoc.Field{field("accountjids", "alice@localhost")},
+		Origin: adhoc.Origin{Auth: "basic", RemoteAddr: "192.0.2.7", RequestID: "r1"}})
+	require.NoError(t, err)
+	assert.NotEmpty(t, alice.kicked())
+
+	// A read-only caller changes nothing, even as an admin.
+	_, err = run(adhoc.Request{Admin: true, ReadOnly: true, From: jid.MustParse("localhost"), Fields: []adhoc.Field{field("accountjids", "bob@localhost")}})
+	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
+	assert.Empty(t, bob.kicked())
+
+	// With a block, the user may not log in until it expires.
+	_, err = run(adhoc.Request{Admin: true, From: jid.MustParse("admin@localhost"), Fields: []adhoc.Field{field("accountjids", "bob@localhost"), field("block", "600")},
+		Origin: adhoc.Origin{Caller: "apikey:ops", Auth: "apikey"}})
+	require.NoError(t, err)
+	assert.NotEmpty(t, bob.kicked())
+	b, blocked, err := e.db.ActiveBlock(ctx, jid.MustParse("bob@localhost"), time.Now())
+	require.NoError(t, err)
+	require.True(t, blocked)
+	assert.WithinDuration(t, time.Now().Add(600*time.Second), b.Until, time.Minute)
+	_, err = run(adhoc.Request{Admin: true, From: jid.MustParse("admin@localhost"), Fields: []adhoc.Field{field("accountjids", "bob@localhost"), field("block", "soon")}})
+	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.BadRequest})
+
+	// Every execution that changes something is in the audit, newest first;
+	// refusals by the registry or a read-only key change nothing and are not.
+	total, entries, err := e.db.Audit(ctx, store.AuditQuery{})
+	require.NoError(t, err)
+	require.Equal(t, 3, total, "%+v", entries)
+	assert.Equal(t, "apikey:ops", entries[1].Actor)
+	assert.Equal(t, "ok", entries[1].Outcome)
+	assert.Equal(t, []string{"bob@localhost"}, entries[1].Targets)
+	assert.Equal(t, "alice@localhost", entries[2].Actor)
+	assert.Equal(t, "basic", entries[2].Auth)
+	assert.Equal(t, "192.0.2.7", entries[2].RemoteAddr)
+	assert.Equal(t, "r1", entries[2].RequestID)
+	assert.Equal(t, "adhoc:"+node("end-user-session"), entries[2].Action)
+	assert.Equal(t, "bad-request", entries[0].Outcome, "a failed attempt is recorded with its condition")
 }

@@ -71,6 +71,7 @@ type Registry struct {
 
 	mu     sync.RWMutex
 	byUser map[string]map[string]*entry // bare JID -> resourcepart -> entry
+	byID   map[string]*entry            // session id -> entry
 	count  int
 }
 
@@ -89,6 +90,7 @@ func New(cfg Config, logger zerolog.Logger) *Registry {
 		cfg:    cfg,
 		log:    logger.With().Str("component", "sessman").Logger(),
 		byUser: make(map[string]map[string]*entry),
+		byID:   make(map[string]*entry),
 	}
 }
 
@@ -111,8 +113,11 @@ func (r *Registry) Bind(c Conn) error {
 		r.byUser[bare] = resources
 	}
 	old := resources[res]
-	resources[res] = &entry{conn: c, gone: make(chan struct{})}
+	e := &entry{conn: c, gone: make(chan struct{})}
+	resources[res] = e
+	r.byID[c.SessionID()] = e
 	if old != nil {
+		delete(r.byID, old.conn.SessionID())
 		close(old.gone)
 	} else {
 		r.count++
@@ -139,6 +144,7 @@ func (r *Registry) Unbind(c Conn) {
 		return
 	}
 	delete(r.byUser[bare], res)
+	delete(r.byID, c.SessionID())
 	if len(r.byUser[bare]) == 0 {
 		delete(r.byUser, bare)
 	}
@@ -153,6 +159,17 @@ func (r *Registry) Lookup(full jid.JID) (Conn, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	e := r.byUser[full.Bare().String()][full.Resourcepart()]
+	if e == nil {
+		return nil, false
+	}
+	return e.conn, true
+}
+
+// LookupID returns the connection with a session id.
+func (r *Registry) LookupID(id string) (Conn, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e := r.byID[id]
 	if e == nil {
 		return nil, false
 	}
@@ -211,12 +228,6 @@ func compareConns(a, b Conn) int {
 // If ctx (or the configured EndTimeout) expires first, End returns what was
 // ended so far and the context's error.
 func (r *Registry) End(ctx context.Context, targets []jid.JID, condition, text string) ([]jid.JID, error) {
-	if condition == "" {
-		condition = ConditionPolicyViolation
-	}
-	if text == "" {
-		text = DefaultEndReason
-	}
 	var victims []*entry
 	seen := map[*entry]bool{}
 	r.mu.RLock()
@@ -237,7 +248,32 @@ func (r *Registry) End(ctx context.Context, targets []jid.JID, condition, text s
 		}
 	}
 	r.mu.RUnlock()
+	return r.end(ctx, victims, condition, text)
+}
 
+// EndConns is End for exactly these connections: one that is no longer
+// bound (or was replaced by a newer connection with its JID) is skipped.
+// It returns the ended full JIDs, ordered, once they are gone.
+func (r *Registry) EndConns(ctx context.Context, conns []Conn, condition, text string) ([]jid.JID, error) {
+	victims := make([]*entry, 0, len(conns))
+	r.mu.RLock()
+	for _, c := range conns {
+		if e := r.byID[c.SessionID()]; e != nil && e.conn == c {
+			victims = append(victims, e)
+		}
+	}
+	r.mu.RUnlock()
+	return r.end(ctx, victims, condition, text)
+}
+
+// end kicks victims and waits for them to be gone.
+func (r *Registry) end(ctx context.Context, victims []*entry, condition, text string) ([]jid.JID, error) {
+	if condition == "" {
+		condition = ConditionPolicyViolation
+	}
+	if text == "" {
+		text = DefaultEndReason
+	}
 	for _, e := range victims {
 		r.log.Info().Stringer("jid", e.conn.JID()).Str("session_id", e.conn.SessionID()).Str("condition", condition).Msg("ending session")
 		e.conn.Kick(condition, text)

@@ -21,6 +21,8 @@ const usage = `Usage: adhocd <command> [flags]
 Commands:
   serve   run the XMPP server and the HTTP gateway
   user    manage accounts offline: add, del, passwd, list, disable, enable
+  apikey  manage API keys for scripts: create, list, revoke
+  audit   print the audit of admin actions
 
 Run 'adhocd <command> --help' for the flags of a command.
 Every flag can also be set with an ADHOCD_* environment variable
@@ -50,6 +52,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runServe(ctx, args[1:], stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], stdin, stdout, stderr)
+	case "apikey":
+		return runAPIKey(ctx, args[1:], stdin, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "-help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/adhocd/adhocd/sessman/store"
 	"github.com/adhocd/adhocd/transport/c2s"
 	"github.com/adhocd/adhocd/transport/httpapi"
+	"github.com/adhocd/adhocd/transport/limit"
 )
 
 // serveConfig is everything `adhocd serve` takes from flags and environment.
@@ -36,6 +38,10 @@ type serveConfig struct {
 	writeTimeout        time.Duration
 	commandTimeout      time.Duration
 	bodyLimit           int64
+	pusherApps          []httpapi.PusherApp
+	callerRate          float64
+	callerBurst         int
+	adminRate           float64
 }
 
 func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
@@ -57,6 +63,11 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.DurationVar(&cfg.writeTimeout, "write-timeout", 10*time.Second, "a client that does not read for this long is dropped")
 	fs.DurationVar(&cfg.commandTimeout, "command-timeout", 10*time.Second, "deadline of every ad-hoc command, over HTTP or in-band")
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "largest HTTP request body accepted, in bytes (413 over it)")
+	var pusher stringList
+	fs.Var(&pusher, "pusher-app", "a Pusher-compatible app, id:key:secret:domain (repeatable; comma-separated in the environment)")
+	fs.Float64Var(&cfg.callerRate, "rate", 10, "requests per second allowed to each account that is not an admin and to each API key (0: unlimited)")
+	fs.IntVar(&cfg.callerBurst, "rate-burst", 20, "burst of requests allowed above --rate")
+	fs.Float64Var(&cfg.adminRate, "admin-rate", 0, "requests per second allowed to each admin account (0: unlimited)")
 	fs.DurationVar(&cfg.shutdownGracePeriod, "shutdown-timeout", 5*time.Second, "time given to clients to close at shutdown")
 	if err := parseFlags(fs, args); err != nil {
 		return cfg, err
@@ -78,6 +89,13 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 			return cfg, fmt.Errorf("serve: --admins: %q is not a bare JID like admin@%s", a, cfg.domain)
 		}
 		cfg.admins = append(cfg.admins, j)
+	}
+	for _, spec := range pusher {
+		app, err := parsePusherApp(spec, cfg.domain)
+		if err != nil {
+			return cfg, fmt.Errorf("serve: --pusher-app: %w", err)
+		}
+		cfg.pusherApps = append(cfg.pusherApps, app)
 	}
 	if cfg.logLevel, err = zerolog.ParseLevel(*level); err != nil || *level == "" {
 		return cfg, fmt.Errorf("serve: --log-level %q: want debug, info, warn or error", *level)
@@ -123,6 +141,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := manager.Register(commands); err != nil {
 		return err
 	}
+	failures := limit.NewDefaultFailures() // HTTP and XMPP logins alike
 	c2sSrv := c2s.New(c2s.Config{
 		Domain:             cfg.domain,
 		TLS:                tlsConfig,
@@ -135,14 +154,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Accounts: c2sAccounts{db: db, logins: logins, admins: manager},
 		Registry: reg,
 		Commands: commands,
+		Failures: failures,
 		Logger:   log,
 	})
 	httpSrv = httpapi.New(httpapi.Config{
 		Domain:         cfg.domain,
 		WebSocket:      c2sSrv.WebSocketHandler(),
-		Sessions:       reg.Count,
+		SessionCount:   reg.Count,
 		Commands:       commands,
 		Accounts:       httpAccounts{db: db, admins: manager},
+		Keys:           httpKeys{db},
+		Sessions:       httpSessions{reg: reg, manager: manager},
+		PusherApps:     cfg.pusherApps,
+		Audit:          httpAudit{db},
+		Failures:       failures,
+		Rates:          limit.NewRates(cfg.callerRate, cfg.callerBurst),
+		AdminRates:     limit.NewRates(cfg.adminRate, cfg.callerBurst),
 		BodyLimit:      cfg.bodyLimit,
 		CommandTimeout: cfg.commandTimeout,
 	}, log)
@@ -238,4 +265,30 @@ func ensureAdmin(ctx context.Context, db *store.DB, domain string, stdout io.Wri
 		fmt.Fprintf(stdout, "Created admin account %s with password %s (shown once).\n", admin, password)
 	}
 	return nil
+}
+
+// stringList is a repeatable flag; from the environment, commas separate.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
+		}
+	}
+	return nil
+}
+
+// parsePusherApp reads id:key:secret[:domain]; the domain defaults to ours.
+func parsePusherApp(spec, domain string) (httpapi.PusherApp, error) {
+	parts := strings.Split(spec, ":")
+	if len(parts) == 3 {
+		parts = append(parts, domain)
+	}
+	if len(parts) != 4 || slices.Contains(parts, "") {
+		return httpapi.PusherApp{}, fmt.Errorf("%q is not id:key:secret:domain", strings.Join(parts[:min(len(parts), 2)], ":")+":…")
+	}
+	return httpapi.PusherApp{ID: parts[0], Key: parts[1], Secret: parts[2], Domain: parts[3]}, nil
 }

@@ -1,6 +1,7 @@
 // Package store implements the embedded account store of adhocd: one SQLite
 // database (the pure Go driver modernc.org/sqlite, no cgo) holding the
-// accounts of the session manager.
+// accounts of the session manager, the blocks of kicked users, the API keys
+// of scripts and the audit of admin actions.
 //
 // # Accounts
 //
@@ -19,6 +20,32 @@
 // A password is non-empty, at most 1024 bytes of valid UTF-8, and is used as
 // given: no SASLprep or other normalisation is applied.
 //
+// # Blocks
+//
+// A block keeps a user (a bare JID) from logging in until it ends, with a
+// reason for the client; see [DB.SetBlock] and [DB.ActiveBlock].
+// A block is never shortened by a later one, and an ended block reads as no
+// block.
+//
+// # API keys
+//
+// An API key lets a script act on one XMPP domain, read-only or not.
+// Its secret, "adk_<id>_<43 characters of base64url>", is returned once by
+// [DB.CreateAPIKey] and never stored: the store keeps its SHA-256, and
+// [DB.APIKeyBySecret] compares hashes in constant time.
+// The 12-character id is public: it names the key in lists, the audit and
+// [DB.RevokeAPIKey].
+// A revoked key stays listed.
+//
+// # Audit
+//
+// [DB.AppendAudit] appends one admin action (who, how authenticated, what,
+// on which targets, with what outcome) and returns once it is on disk;
+// [DB.Audit] pages through the entries, newest first, filtered by actor or
+// by target.
+// Targets are also kept one per row in a side table, so that the target
+// filter is an exact match through an index.
+//
 // # Durability and schema
 //
 // The database runs in WAL mode with synchronous=FULL, so a write that
@@ -29,7 +56,8 @@
 // The schema is plain SQL that PostgreSQL can also run (BIGINT unix
 // milliseconds for times, BOOLEAN flags, base64 TEXT for salts and keys,
 // $n placeholders), so that a shared PostgreSQL store can later use the same
-// tables.
+// tables; the one exception, the audit's self-assigned id, is noted in the
+// migration.
 // Its version is kept in PRAGMA user_version; [Open] applies the migrations a
 // database file has not seen yet.
 package store

@@ -12,12 +12,16 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-// Errors returned by the account methods, wrapped with the account's JID.
+// Errors returned by the methods, wrapped with the account's JID or the
+// record concerned.
 // Compare them with errors.Is.
 var (
-	// ErrNotFound is returned for an account that does not exist.
+	// ErrNotFound is returned for an account that does not exist, and for an
+	// unknown or malformed API key (the message then names the API key).
 	ErrNotFound = errors.New("store: no such account")
-	// ErrExists is returned by AddUser for an account that already exists.
+	// ErrExists is returned by AddUser for an account that already exists,
+	// and by CreateAPIKey for the name of an active key (the message then
+	// names the API key).
 	ErrExists = errors.New("store: account already exists")
 	// ErrBadPassword is returned by VerifyPassword for a wrong password.
 	ErrBadPassword = errors.New("store: wrong password")
@@ -26,7 +30,28 @@ var (
 	// ErrInvalidPassword is returned by AddUser and SetPassword for a
 	// password that is empty, longer than 1024 bytes or not valid UTF-8.
 	ErrInvalidPassword = errors.New("store: invalid password")
+	// ErrRevoked is returned by APIKeyBySecret for the right secret of a
+	// revoked API key, together with the key.
+	ErrRevoked = errors.New("store: api key revoked")
+	// ErrInvalid is returned for an argument the store refuses: an API key
+	// name or domain, a block of a JID without a localpart, an audit entry
+	// without actor or action, a negative audit page.
+	ErrInvalid = errors.New("store: invalid input")
 )
+
+// kindError is a sentinel error of the package (ErrNotFound, ErrExists)
+// with a message of its own, for records other than accounts:
+// errors.Is(err, ErrNotFound) holds, and the text names the right thing.
+type kindError struct {
+	sentinel error
+	msg      string
+}
+
+// Error returns the message.
+func (e *kindError) Error() string { return e.msg }
+
+// Is reports whether target is the sentinel.
+func (e *kindError) Is(target error) bool { return target == e.sentinel }
 
 // busyTimeoutMS is how long a statement waits for another writer (another
 // connection or another adhocd process on the same file) before failing.
@@ -52,6 +77,54 @@ CREATE TABLE scram_credentials (
 	stored_key TEXT    NOT NULL,
 	server_key TEXT    NOT NULL,
 	PRIMARY KEY (jid, hash)
+);`,
+	// Version 2: blocks, API keys and the audit of admin actions.
+	// See blocks.go, apikeys.go and audit.go for how they are used.
+	//
+	// blocks: one row per bare JID; until_ms is when the block ends.
+	// api_keys: revoked_at and last_used are NULL until set; active names are
+	// unique (a partial index, which PostgreSQL has too).
+	// audit: id is assigned by the database and only grows: SQLite's
+	// INTEGER PRIMARY KEY AUTOINCREMENT never reuses an id, even after
+	// deletes. This one clause is SQLite's; PostgreSQL's schema writes
+	// "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY" instead, and the
+	// rest is shared. targets holds the JSON array of the entry's targets
+	// for display; audit_targets holds them once more, one row per distinct
+	// target, for exact-match filtering through its primary key.
+	`CREATE TABLE blocks (
+	jid      TEXT   NOT NULL PRIMARY KEY,
+	until_ms BIGINT NOT NULL,
+	reason   TEXT   NOT NULL DEFAULT ''
+);
+CREATE TABLE api_keys (
+	id          TEXT    NOT NULL PRIMARY KEY,
+	name        TEXT    NOT NULL,
+	domain      TEXT    NOT NULL,
+	read_only   BOOLEAN NOT NULL DEFAULT FALSE,
+	secret_hash TEXT    NOT NULL,
+	created_at  BIGINT  NOT NULL,
+	revoked_at  BIGINT,
+	last_used   BIGINT
+);
+CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_at IS NULL;
+CREATE TABLE audit (
+	id          INTEGER PRIMARY KEY AUTOINCREMENT,
+	time        BIGINT  NOT NULL,
+	actor       TEXT    NOT NULL,
+	auth        TEXT    NOT NULL DEFAULT '',
+	action      TEXT    NOT NULL,
+	targets     TEXT    NOT NULL DEFAULT '[]',
+	outcome     TEXT    NOT NULL DEFAULT '',
+	detail      TEXT    NOT NULL DEFAULT '',
+	remote_addr TEXT    NOT NULL DEFAULT '',
+	request_id  TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_actor ON audit (actor, id);
+CREATE INDEX audit_time ON audit (time);
+CREATE TABLE audit_targets (
+	audit_id BIGINT NOT NULL REFERENCES audit (id) ON DELETE CASCADE,
+	target   TEXT   NOT NULL,
+	PRIMARY KEY (target, audit_id)
 );`,
 }
 
@@ -165,7 +238,8 @@ func wrapErr(op, account string, err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrExists), errors.Is(err, ErrBadPassword),
-		errors.Is(err, ErrDisabled), errors.Is(err, ErrInvalidPassword):
+		errors.Is(err, ErrDisabled), errors.Is(err, ErrInvalidPassword),
+		errors.Is(err, ErrRevoked), errors.Is(err, ErrInvalid):
 		return err
 	default:
 		return fmt.Errorf("store: %s %s: %w", op, account, err)

@@ -56,7 +56,7 @@ func TestOpenCreatesPrivateWALDatabase(t *testing.T) {
 	assert.Equal(t, "wal", mode)
 	var version int
 	rawQuery(t, path, "PRAGMA user_version", &version)
-	assert.Equal(t, 1, version)
+	assert.Equal(t, store.SchemaVersion, version)
 }
 
 func TestOpenRefusesNewerSchema(t *testing.T) {

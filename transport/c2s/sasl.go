@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/transport/limit"
 )
 
 // Accounts is the account store as the listener uses it.
@@ -40,11 +43,22 @@ var (
 	ErrBadPassword     = errors.New("c2s: wrong password")
 )
 
+// RefusedError refuses a login with a text for the client, answered as
+// <account-disabled/> (RFC 6120 §6.5.1): a disabled or temporarily blocked
+// account. errors.Is(err, ErrAccountDisabled) holds for it.
+type RefusedError struct{ Text string }
+
+func (e *RefusedError) Error() string { return "c2s: login refused: " + e.Text }
+
+// Is makes a RefusedError match ErrAccountDisabled.
+func (e *RefusedError) Is(target error) bool { return target == ErrAccountDisabled }
+
 // saslFailure is a failed attempt: the client is told and may retry.
 type saslFailure struct {
 	condition string // RFC 6120 §6.5
 	text      string
-	cause     error // logged, never sent
+	cause     error  // logged, never sent
+	user      string // the bare JID that failed to authenticate, if known
 }
 
 func (f *saslFailure) Error() string { return "c2s: sasl " + f.condition }
@@ -83,6 +97,13 @@ func (c *conn) negotiateSASL() error {
 		}
 		user, err := c.authenticate(el)
 		var f *saslFailure
+		if errors.As(err, &f) && f.condition == "not-authorized" {
+			keys := []string{limit.AddrKey(c.remote.String())}
+			if u := f.user; u != "" {
+				keys = append(keys, limit.AccountKey(u))
+			}
+			c.srv.failures.Fail(keys...)
+		}
 		if errors.As(err, &f) {
 			if f.cause != nil {
 				c.log.Error().Err(f.cause).Str("condition", f.condition).Msg("authentication failed")
@@ -101,6 +122,7 @@ func (c *conn) negotiateSASL() error {
 			return err
 		}
 		c.user = user
+		c.srv.failures.Succeed(limit.AccountKey(user.String()))
 		c.log = c.log.With().Stringer("jid", user).Logger()
 		if err := c.srv.accounts.RecordLogin(context.Background(), user, time.Now()); err != nil {
 			c.log.Error().Err(err).Msg("recording last login failed")
@@ -196,7 +218,7 @@ func (c *conn) plain(msg []byte) (jid.JID, error) {
 	}
 	err = c.srv.accounts.VerifyPassword(context.Background(), user, string(parts[2]))
 	if err != nil {
-		return jid.JID{}, accountFailure(err)
+		return jid.JID{}, failedAs(accountFailure(err), user)
 	}
 	return user, c.writeNow([]byte(`<success xmlns='` + nsSASL + `'/>`))
 }
@@ -205,6 +227,18 @@ func (c *conn) plain(msg []byte) (jid.JID, error) {
 // our domain) into a bare JID, and checks that the authorization identity, if
 // any, is that same JID.
 func (c *conn) userJID(authcid, authzid string) (jid.JID, error) {
+	user, err := c.parseUser(authcid, authzid)
+	if err != nil {
+		return user, err
+	}
+	if wait := c.srv.failures.Check(limit.AddrKey(c.remote.String()), limit.AccountKey(user.String())); wait > 0 {
+		return jid.JID{}, &saslFailure{condition: "temporary-auth-failure",
+			text: fmt.Sprintf("Too many failed logins; try again in %d seconds.", int(wait.Seconds())+1)}
+	}
+	return user, nil
+}
+
+func (c *conn) parseUser(authcid, authzid string) (jid.JID, error) {
 	notAuthorized := &saslFailure{condition: "not-authorized"}
 	local := authcid
 	if at := strings.LastIndexByte(authcid, '@'); at >= 0 {
@@ -225,11 +259,23 @@ func (c *conn) userJID(authcid, authzid string) (jid.JID, error) {
 
 // accountFailure maps an account store error to what the client is told.
 func accountFailure(err error) error {
+	var refused *RefusedError
 	switch {
+	case errors.As(err, &refused):
+		return &saslFailure{condition: "account-disabled", text: refused.Text}
 	case errors.Is(err, ErrAccountDisabled):
 		return &saslFailure{condition: "account-disabled", text: "This account is disabled."}
 	case errors.Is(err, ErrUnknownUser), errors.Is(err, ErrBadPassword):
 		return &saslFailure{condition: "not-authorized"}
 	}
 	return &saslFailure{condition: "temporary-auth-failure", text: "Authentication is not available right now; try again later.", cause: err}
+}
+
+// failedAs notes which user a failure was for, so it counts against them.
+func failedAs(err error, user jid.JID) error {
+	var f *saslFailure
+	if errors.As(err, &f) {
+		f.user = user.String()
+	}
+	return err
 }

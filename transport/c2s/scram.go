@@ -58,6 +58,7 @@ func (c *conn) scram(ex *saslExchange, mech string, clientFirst []byte) (jid.JID
 	// A disabled account is told so only after a valid proof, when the store
 	// still hands out its keys; otherwise at once.
 	disabled := errors.Is(err, ErrAccountDisabled)
+	refusal := err
 	switch {
 	case errors.Is(err, ErrUnknownUser):
 		keys = c.srv.fakeKeys(user, newHash)
@@ -101,10 +102,10 @@ func (c *conn) scram(ex *saslExchange, mech string, clientFirst []byte) (jid.JID
 	storedKey := newHash()
 	storedKey.Write(clientKey)
 	if subtle.ConstantTimeCompare(storedKey.Sum(nil), keys.StoredKey) != 1 {
-		return jid.JID{}, &saslFailure{condition: "not-authorized"}
+		return jid.JID{}, &saslFailure{condition: "not-authorized", user: user.String()}
 	}
 	if disabled {
-		return jid.JID{}, accountFailure(ErrAccountDisabled)
+		return jid.JID{}, accountFailure(refusal)
 	}
 	serverSignature := hmacSum(newHash, keys.ServerKey, authMessage)
 	success := base64.StdEncoding.EncodeToString([]byte("v=" + base64.StdEncoding.EncodeToString(serverSignature)))

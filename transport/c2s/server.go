@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/adhocd/adhocd/transport/limit"
 	"mellium.im/xmpp/jid"
 )
 
@@ -78,6 +80,9 @@ type Deps struct {
 	Accounts Accounts
 	Registry Registry
 	Commands Commands // optional: in-band XEP-0050
+	// Failures throttles failed logins per address and account; shared with
+	// the HTTP server. Default: limit.NewDefaultFailures().
+	Failures *limit.Failures
 	Logger   zerolog.Logger
 }
 
@@ -87,6 +92,7 @@ type Server struct {
 	accounts Accounts
 	reg      Registry
 	commands Commands
+	failures *limit.Failures
 	log      zerolog.Logger
 	secret   []byte // keys the fake SCRAM salts of unknown users
 
@@ -101,7 +107,11 @@ type Server struct {
 // New returns a Server. It accepts nothing until Serve is called.
 func New(cfg Config, deps Deps) *Server {
 	cfg.setDefaults()
+	if deps.Failures == nil {
+		deps.Failures = limit.NewDefaultFailures()
+	}
 	return &Server{
+		failures:  deps.Failures,
 		cfg:       cfg,
 		accounts:  deps.Accounts,
 		reg:       deps.Registry,

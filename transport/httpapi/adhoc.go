@@ -64,7 +64,10 @@ func (s *Server) listCommands(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	who := c.Get(callerKey).(caller)
+	who := callerOf(c)
+	if err := who.mayUseComponent(component); err != nil {
+		return err
+	}
 	infos, err := s.cfg.Commands.Commands(component, who.admin)
 	if err != nil {
 		return err
@@ -101,8 +104,12 @@ func (s *Server) executeCommand(c echo.Context) error {
 	}
 	c.Set(formatKey, dialect)
 
-	who := c.Get(callerKey).(caller)
-	req.To, req.From, req.Admin = component, who.jid, who.admin
+	who := callerOf(c)
+	if err := who.mayUseComponent(component); err != nil {
+		return err
+	}
+	req.To, req.From, req.Admin, req.ReadOnly = component, who.jid, who.admin, who.readOnly
+	req.Origin = origin(c, who)
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.CommandTimeout)
 	defer cancel()
 	resp, err := s.cfg.Commands.Execute(ctx, req)
@@ -115,4 +122,12 @@ func (s *Server) executeCommand(c echo.Context) error {
 	c.Response().Header().Set(echo.HeaderContentType, dialect.ContentType())
 	c.Response().WriteHeader(http.StatusOK)
 	return codec.EncodeResponse(c.Response(), dialect, component, resp)
+}
+
+// mayUseComponent keeps API keys to the components of their domain.
+func (who caller) mayUseComponent(component jid.JID) error {
+	if who.auth == "apikey" && component.Domainpart() != who.jid.Domainpart() {
+		return &adhoc.Error{Condition: stanza.Forbidden, Text: "This API key is for " + who.jid.Domainpart() + " only."}
+	}
+	return nil
 }

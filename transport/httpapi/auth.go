@@ -6,6 +6,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/transport/limit"
 )
 
 // Accounts authenticates HTTP callers against the account store.
@@ -35,35 +39,145 @@ var (
 
 // caller is who made a request, once authenticated.
 type caller struct {
-	jid   jid.JID // bare
-	admin bool
+	jid      jid.JID // bare account JID; for an API key, the key's domain
+	admin    bool    // may act on any account of its domain
+	readOnly bool    // may not change anything (read-only API keys)
+	name     string  // as the audit names it: the JID, or apikey:<name>
+	auth     string  // basic or apikey
 }
 
 const callerKey = "adhocd.caller"
 
-var errNoCredentials = &adhoc.Error{Condition: stanza.NotAuthorized,
-	Text: "Authentication is required: use HTTP Basic with your XMPP account (user@domain and password)."}
+func callerOf(c echo.Context) caller { return c.Get(callerKey).(caller) }
 
-// authenticate is middleware requiring HTTP Basic credentials of an account.
-// Verified credentials are cached for a short time, so a script calling in a
-// loop does not pay for salted password hashing on every request.
+// mayActOn reports whether the caller may act on user's sessions: admins and
+// keys within their domain, accounts on themselves.
+func (who caller) mayActOn(user jid.JID) bool {
+	if who.admin {
+		return user.Domainpart() == who.jid.Domainpart()
+	}
+	return user.Bare().Equal(who.jid)
+}
+
+// origin is the request as the audit records it.
+func origin(c echo.Context, who caller) adhoc.Origin {
+	return adhoc.Origin{
+		Caller:     who.name,
+		Auth:       who.auth,
+		RemoteAddr: c.RealIP(),
+		RequestID:  c.Response().Header().Get(echo.HeaderXRequestID),
+	}
+}
+
+// Keys looks API keys up.
+type Keys interface {
+	// APIKey returns the key with this secret; ErrBadCredentials for an
+	// unknown or malformed one, ErrKeyRevoked for a revoked one.
+	APIKey(ctx context.Context, secret string) (APIKey, error)
+}
+
+// APIKey is what a script authenticates with.
+type APIKey struct {
+	Name     string
+	Domain   string
+	ReadOnly bool
+}
+
+// ErrKeyRevoked is returned by Keys for a revoked key.
+var ErrKeyRevoked = errors.New("httpapi: api key revoked")
+
+var errNoCredentials = &adhoc.Error{Condition: stanza.NotAuthorized,
+	Text: "Authentication is required: HTTP Basic with your XMPP account (user@domain and password), or an API key (Authorization: Bearer <key>)."}
+
+// authenticate is middleware requiring HTTP Basic credentials of an account
+// or an API key (Authorization: Bearer, or Tigase's Api-Key header).
+// Failed attempts are throttled per remote address and per account; calls
+// by accounts that are not admins and by keys are rate-limited per caller.
+// Verified passwords are cached for a short time, so a script calling in a
+// loop does not pay for salted password hashing on every request; keys are
+// looked up every time, so revoking one takes effect at once.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		username, password, ok := c.Request().BasicAuth()
-		if !ok {
-			return errNoCredentials
+		ctx := c.Request().Context()
+		ipKey := limit.AddrKey(c.Request().RemoteAddr)
+		var who caller
+		var err error
+		failKeys := []string{ipKey}
+		if secret := apiKeySecret(c.Request()); secret != "" {
+			if wait := s.failures.Check(ipKey); wait > 0 {
+				return tooMany(c, wait, "Too many failed logins from your address")
+			}
+			who, err = s.keyCaller(ctx, secret)
+		} else {
+			username, password, ok := c.Request().BasicAuth()
+			if !ok {
+				return errNoCredentials
+			}
+			user, perr := s.userJID(username)
+			if perr != nil {
+				return errNoCredentials
+			}
+			failKeys = append(failKeys, limit.AccountKey(user.String()))
+			if wait := s.failures.Check(failKeys...); wait > 0 {
+				return tooMany(c, wait, "Too many failed logins")
+			}
+			who, err = s.creds.check(ctx, s.accounts, user, password)
 		}
-		user, err := s.userJID(username)
 		if err != nil {
-			return errNoCredentials
-		}
-		who, err := s.creds.check(c.Request().Context(), s.accounts, user, password)
-		if err != nil {
+			if e := adhoc.AsError(err); e.Condition == stanza.NotAuthorized {
+				s.failures.Fail(failKeys...)
+			}
 			return err
+		}
+		rates := s.rates
+		if who.admin && who.auth == "basic" {
+			rates = s.adminRates // an admin script ending thousands of sessions is normal use
+		}
+		if ok, wait := rates.Allow(who.name); !ok {
+			return tooMany(c, wait, "Too many requests")
 		}
 		c.Set(callerKey, who)
 		return next(c)
 	}
+}
+
+// apiKeySecret reads an API key from Authorization: Bearer or Api-Key.
+func apiKeySecret(r *http.Request) string {
+	if k := strings.TrimSpace(r.Header.Get("Api-Key")); k != "" {
+		return k
+	}
+	if scheme, k, ok := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(k)
+	}
+	return ""
+}
+
+// keyCaller authenticates an API key.
+func (s *Server) keyCaller(ctx context.Context, secret string) (caller, error) {
+	if s.cfg.Keys == nil {
+		return caller{}, &adhoc.Error{Condition: stanza.NotAuthorized, Text: "API keys are not enabled on this server."}
+	}
+	key, err := s.cfg.Keys.APIKey(ctx, secret)
+	switch {
+	case errors.Is(err, ErrBadCredentials):
+		return caller{}, &adhoc.Error{Condition: stanza.NotAuthorized, Text: "The API key is not valid.", Err: err}
+	case errors.Is(err, ErrKeyRevoked):
+		return caller{}, &adhoc.Error{Condition: stanza.NotAuthorized, Text: "The API key was revoked.", Err: err}
+	case err != nil:
+		return caller{}, &adhoc.Error{Condition: stanza.ServiceUnavailable, Text: "Authentication is not available right now; try again later.", Err: err}
+	}
+	domain, err := jid.New("", key.Domain, "")
+	if err != nil {
+		return caller{}, &adhoc.Error{Condition: stanza.InternalServerError, Text: "The API key names no valid domain.", Err: err}
+	}
+	return caller{jid: domain, admin: true, readOnly: key.ReadOnly, name: "apikey:" + key.Name, auth: "apikey"}, nil
+}
+
+// tooMany answers 429 with Retry-After.
+func tooMany(c echo.Context, wait time.Duration, what string) error {
+	secs := int(wait.Seconds()) + 1
+	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+	return &adhoc.Error{Condition: stanza.ResourceConstraint, Text: fmt.Sprintf("%s; try again in %d seconds.", what, secs)}
 }
 
 // userJID accepts user@domain, or a bare localpart of our domain.
@@ -133,7 +247,7 @@ func (cc *credCache) check(ctx context.Context, accounts Accounts, user jid.JID,
 	if err != nil {
 		return caller{}, &adhoc.Error{Condition: stanza.ServiceUnavailable, Text: "Authentication is not available right now; try again later.", Err: err}
 	}
-	who := caller{jid: user.Bare(), admin: admin}
+	who := caller{jid: user.Bare(), admin: admin, name: user.Bare().String(), auth: "basic"}
 	cc.mu.Lock()
 	if len(cc.entries) > 10000 {
 		cc.entries = make(map[[sha256.Size]byte]cachedCaller) // bounded: start over

@@ -11,6 +11,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/rs/zerolog"
+
+	"github.com/adhocd/adhocd/transport/limit"
 )
 
 // Config configures the HTTP server. The zero value serves /healthz only.
@@ -20,11 +22,25 @@ type Config struct {
 	Domain string
 	// WebSocket serves XMPP over WebSocket at /xmpp-websocket when set.
 	WebSocket http.Handler
-	// Sessions reports the number of bound resources, for /healthz.
-	Sessions func() int
+	// SessionCount reports the number of bound resources, for /healthz.
+	SessionCount func() int
 	// Commands and Accounts enable the /rest/adhoc gateway.
 	Commands Commands
 	Accounts Accounts
+	// Keys enables API keys (Authorization: Bearer, Api-Key).
+	Keys Keys
+	// Sessions enables the session API (/rest/sessions, /rest/users/…) and,
+	// with PusherApps, Pusher's terminate_connections.
+	Sessions   SessionManager
+	PusherApps []PusherApp
+	// Audit enables GET /rest/audit.
+	Audit AuditLog
+	// Failures throttles failed logins per address and account (shared with
+	// the XMPP listener); default limit.NewDefaultFailures().
+	Failures *limit.Failures
+	// Rates limits the calls of accounts that are not admins and of API keys,
+	// per caller; AdminRates those of admin accounts. nil: unlimited.
+	Rates, AdminRates *limit.Rates
 	// BodyLimit is the largest request body accepted; default 1 MiB.
 	BodyLimit int64
 	// CommandTimeout is every command's deadline; default 10s.
@@ -52,29 +68,43 @@ func (cfg *Config) setDefaults() {
 
 // Server is the HTTP server.
 type Server struct {
-	cfg      Config
-	echo     *echo.Echo
-	srv      *http.Server
-	log      zerolog.Logger
-	accounts Accounts
-	creds    *credCache
+	cfg        Config
+	failures   *limit.Failures
+	rates      *limit.Rates
+	adminRates *limit.Rates
+	pusherApps map[string]PusherApp
+	echo       *echo.Echo
+	srv        *http.Server
+	log        zerolog.Logger
+	accounts   Accounts
+	creds      *credCache
 }
 
 // New builds the router. It serves nothing until Serve is called.
 func New(cfg Config, logger zerolog.Logger) *Server {
 	cfg.setDefaults()
+	if cfg.Failures == nil {
+		cfg.Failures = limit.NewDefaultFailures()
+	}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	s := &Server{
-		cfg:      cfg,
-		echo:     e,
-		srv:      &http.Server{Handler: e, ReadHeaderTimeout: cfg.ReadHeaderTimeout},
-		log:      logger.With().Str("component", "http").Logger(),
-		accounts: cfg.Accounts,
-		creds:    newCredCache(cfg.CredentialTTL),
+		cfg:        cfg,
+		echo:       e,
+		srv:        &http.Server{Handler: e, ReadHeaderTimeout: cfg.ReadHeaderTimeout},
+		log:        logger.With().Str("component", "http").Logger(),
+		accounts:   cfg.Accounts,
+		creds:      newCredCache(cfg.CredentialTTL),
+		failures:   cfg.Failures,
+		rates:      cfg.Rates,
+		pusherApps: make(map[string]PusherApp, len(cfg.PusherApps)),
+	}
+	for _, app := range cfg.PusherApps {
+		s.pusherApps[app.ID] = app
 	}
 	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RequestID())
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogStatus: true, LogMethod: true, LogURIPath: true, LogLatency: true, LogRemoteIP: true, HandleError: true,
 		LogValuesFunc: func(_ echo.Context, v middleware.RequestLoggerValues) error {
@@ -86,8 +116,8 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 	}))
 	e.GET("/healthz", func(c echo.Context) error {
 		h := health{Status: "ok", Goroutines: runtime.NumGoroutine()}
-		if cfg.Sessions != nil {
-			h.Sessions = cfg.Sessions()
+		if cfg.SessionCount != nil {
+			h.Sessions = cfg.SessionCount()
 		}
 		return c.JSON(http.StatusOK, h)
 	})
@@ -102,6 +132,22 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 			return echo.ErrMethodNotAllowed
 		})
 	}
+	if cfg.Sessions != nil && cfg.Accounts != nil {
+		api := e.Group("/rest", jsonAPI, s.authenticate)
+		api.GET("/sessions", s.listSessions)
+		api.GET("/users/:jid/sessions", s.listUserSessions)
+		api.DELETE("/users/:jid/sessions", s.deleteSessions)
+		api.DELETE("/users/:jid/sessions/all", s.deleteAllSessions)
+		api.GET("/users/:jid/sessions/:id", s.getSession)
+		api.DELETE("/users/:jid/sessions/:id", s.deleteSession)
+		if cfg.Audit != nil {
+			api.GET("/audit", s.listAudit)
+		}
+	}
+	if cfg.Sessions != nil && len(cfg.PusherApps) > 0 {
+		e.POST("/apps/:app_id/users/:user_id/terminate_connections", s.terminateConnections)
+	}
+	e.GET("/rest/openapi.json", s.openAPI)
 	return s
 }
 

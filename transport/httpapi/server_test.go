@@ -13,7 +13,7 @@ import (
 )
 
 func TestHealthz(t *testing.T) {
-	srv := httpapi.New(httpapi.Config{Sessions: func() int { return 7 }}, zerolog.Nop())
+	srv := httpapi.New(httpapi.Config{SessionCount: func() int { return 7 }}, zerolog.Nop())
 	rec := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	require.Equal(t, http.StatusOK, rec.Code)

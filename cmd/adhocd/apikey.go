@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/adhocd/adhocd/sessman/store"
+)
+
+const apikeyUsage = `Usage: adhocd apikey <command> [flags]
+
+Commands:
+  create --name N [--domain D] [--read-only]  create a key and print its secret, once
+  list                                        print the keys, one a line: id, name, domain,
+                                              read-only|read-write, active|revoked <time>,
+                                              created <time> (tab-separated)
+  revoke ID                                   revoke a key; it is refused at once
+
+A key acts on one XMPP domain (--domain, default localhost); a read-only key
+can list but not end sessions. Only a hash of the secret is stored.
+Every create and revoke is recorded in the audit ('adhocd audit').
+Run 'adhocd apikey <command> --help' to list the flags.
+`
+
+// apikeySynopsis returns the usage line of a subcommand of `adhocd apikey`,
+// and false for an unknown one.
+func apikeySynopsis(sub string) (string, bool) {
+	switch sub {
+	case "create":
+		return "adhocd apikey create --name N [--domain D] [--read-only] [flags]", true
+	case "list":
+		return "adhocd apikey list [flags]", true
+	case "revoke":
+		return "adhocd apikey revoke [flags] ID", true
+	}
+	return "", false
+}
+
+// apikeyOptions are the flags and the argument of one `adhocd apikey` run.
+type apikeyOptions struct {
+	sub      string // the subcommand
+	data     string // data directory
+	name     string
+	domain   string // canonical, for create
+	readOnly bool
+	id       string // for revoke
+}
+
+// CLI audit entries: the actor and the way it authenticated.
+const (
+	cliActor = "cli"
+	cliAuth  = "cli"
+)
+
+// runAPIKey runs `adhocd apikey <create|list|revoke> [flags] [ID]`.
+// It reads nothing from stdin.
+func runAPIKey(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, apikeyUsage)
+		return errors.New("apikey: no command given (create, list, revoke)")
+	}
+	switch args[0] {
+	case "-h", "--help", "-help", "help":
+		fmt.Fprint(stdout, apikeyUsage)
+		return nil
+	}
+	opts, err := parseAPIKey(args[0], args[1:], stderr)
+	if err != nil {
+		return err
+	}
+	db, err := openStore("apikey "+opts.sub, opts.data, opts.sub == "create")
+	if err != nil {
+		return err
+	}
+	err = apikeyDo(ctx, db, opts, stdout)
+	if cerr := db.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("apikey %s: %w", opts.sub, cerr)
+	}
+	return err
+}
+
+// parseAPIKey parses the flags and the ID of subcommand sub, letting flags
+// come before and after the ID.
+func parseAPIKey(sub string, args []string, stderr io.Writer) (apikeyOptions, error) {
+	opts := apikeyOptions{sub: sub}
+	synopsis, ok := apikeySynopsis(sub)
+	if !ok {
+		fmt.Fprint(stderr, apikeyUsage)
+		return opts, fmt.Errorf("apikey: unknown command %q (create, list, revoke)", sub)
+	}
+	fs := newFlagSet("apikey "+sub, synopsis)
+	fs.SetOutput(stderr)
+	fs.StringVar(&opts.data, "data", "./data", "data directory; the database is DIR/adhocd.db")
+	var domain string
+	if sub == "create" {
+		fs.StringVar(&opts.name, "name", "", "the key's name: 1 to 64 printable characters, unique among active keys")
+		fs.StringVar(&domain, "domain", "localhost", "the XMPP domain the key acts on")
+		fs.BoolVar(&opts.readOnly, "read-only", false, "the key can list but not change anything")
+	}
+	var positional []string
+	for rest := args; ; {
+		if err := parseFlags(fs, rest); err != nil {
+			return opts, fmt.Errorf("apikey %s: %w", sub, err)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+
+	switch sub {
+	case "create":
+		if len(positional) > 0 {
+			return opts, fmt.Errorf("apikey create: unexpected argument %q (the name goes in --name)", positional[0])
+		}
+		if opts.name == "" {
+			return opts, fmt.Errorf("apikey create: missing --name (%s)", synopsis)
+		}
+		served, err := servedDomains(domain)
+		if err != nil {
+			return opts, fmt.Errorf("apikey create: %w", err)
+		}
+		for d := range served {
+			opts.domain = d
+		}
+	case "list":
+		if len(positional) > 0 {
+			return opts, fmt.Errorf("apikey list: unexpected argument %q", positional[0])
+		}
+	case "revoke":
+		switch {
+		case len(positional) == 0:
+			return opts, fmt.Errorf("apikey revoke: missing ID (%s)", synopsis)
+		case len(positional) > 1:
+			return opts, fmt.Errorf("apikey revoke: unexpected argument %q after the ID", positional[1])
+		}
+		opts.id = positional[0]
+	}
+	return opts, nil
+}
+
+// openStore opens the database of the data directory for command cmd (for
+// messages).
+// With create it makes the directory (0700) and the database; otherwise the
+// database must exist, so that a mistyped --data is not taken for an empty
+// one.
+func openStore(cmd, data string, create bool) (*store.DB, error) {
+	path := filepath.Join(data, "adhocd.db")
+	if create {
+		if err := os.MkdirAll(data, 0o700); err != nil {
+			return nil, fmt.Errorf("%s: data directory: %w", cmd, err)
+		}
+	} else if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: no database at %s (--data %s); 'adhocd user add' or 'adhocd serve' creates it",
+			cmd, path, data)
+	}
+	db, err := store.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	return db, nil
+}
+
+// apikeyDo runs the subcommand on the open store.
+func apikeyDo(ctx context.Context, db *store.DB, opts apikeyOptions, stdout io.Writer) error {
+	var err error
+	switch opts.sub {
+	case "create":
+		err = createAPIKey(ctx, db, opts, stdout)
+	case "list":
+		err = listAPIKeys(ctx, db, stdout)
+	case "revoke":
+		err = revokeAPIKey(ctx, db, opts.id)
+	}
+	if err != nil {
+		return fmt.Errorf("apikey %s: %w", opts.sub, err)
+	}
+	return nil
+}
+
+// createAPIKey creates the key, records it in the audit, and only then
+// prints its secret.
+func createAPIKey(ctx context.Context, db *store.DB, opts apikeyOptions, stdout io.Writer) error {
+	access := "read-write"
+	if opts.readOnly {
+		access = "read-only"
+	}
+	detail := fmt.Sprintf("name %q, domain %s, %s", opts.name, opts.domain, access)
+	secret, key, err := db.CreateAPIKey(ctx, opts.name, opts.domain, opts.readOnly)
+	if err != nil {
+		return auditFailure(ctx, db, "apikey-create", nil, detail, err)
+	}
+	_, err = db.AppendAudit(ctx, cliEntry("apikey-create", []string{key.ID}, "ok", detail))
+	if err != nil {
+		// The secret was never shown, so the key is of no use; revoking it
+		// keeps it from looking usable in the list. If that fails too, the
+		// audit's error is the one to report.
+		_ = db.RevokeAPIKey(ctx, key.ID)
+		return fmt.Errorf("%w (key %s revoked, its secret not shown)", err, key.ID)
+	}
+	_, err = fmt.Fprintf(stdout, "API key %s (%s) for %s, read-only: %t: %s\n"+
+		"The secret is shown only this once: only its hash is stored.\n",
+		key.ID, key.Name, key.Domain, key.ReadOnly, secret)
+	return err
+}
+
+// revokeAPIKey revokes the key id and records it in the audit.
+func revokeAPIKey(ctx context.Context, db *store.DB, id string) error {
+	keys, err := db.APIKeys(ctx) // for the audit's detail
+	if err != nil {
+		return err
+	}
+	detail := ""
+	for _, k := range keys {
+		if k.ID == id {
+			detail = fmt.Sprintf("name %q, domain %s", k.Name, k.Domain)
+			if !k.RevokedAt.IsZero() {
+				detail += ", already revoked"
+			}
+		}
+	}
+	if err := db.RevokeAPIKey(ctx, id); err != nil {
+		return auditFailure(ctx, db, "apikey-revoke", []string{id}, detail, err)
+	}
+	_, err = db.AppendAudit(ctx, cliEntry("apikey-revoke", []string{id}, "ok", detail))
+	return err
+}
+
+// cliEntry is an audit entry of the command line.
+func cliEntry(action string, targets []string, outcome, detail string) store.AuditEntry {
+	return store.AuditEntry{
+		Actor: cliActor, Auth: cliAuth, Action: action, Targets: targets, Outcome: outcome, Detail: detail,
+	}
+}
+
+// auditFailure records a refused action in the audit, with the stanza error
+// condition the HTTP API would answer, and returns err.
+// Other errors (the database failing) are not recorded: the audit would
+// fail too.
+func auditFailure(ctx context.Context, db *store.DB, action string, targets []string, detail string, err error) error {
+	var outcome string
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		outcome = "item-not-found"
+	case errors.Is(err, store.ErrExists):
+		outcome = "conflict"
+	case errors.Is(err, store.ErrInvalid):
+		outcome = "bad-request"
+	default:
+		return err
+	}
+	if _, aerr := db.AppendAudit(ctx, cliEntry(action, targets, outcome, detail)); aerr != nil {
+		return fmt.Errorf("%w (and recording it in the audit failed: %v)", err, aerr)
+	}
+	return err
+}
+
+// listAPIKeys prints one tab-separated line per key: ID, name, domain,
+// read-only or read-write, active or "revoked <time>", "created <time>",
+// times in RFC 3339, UTC.
+func listAPIKeys(ctx context.Context, db *store.DB, stdout io.Writer) error {
+	keys, err := db.APIKeys(ctx)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(stdout)
+	for _, k := range keys {
+		access, state := "read-write", "active"
+		if k.ReadOnly {
+			access = "read-only"
+		}
+		if !k.RevokedAt.IsZero() {
+			state = "revoked " + k.RevokedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\tcreated %s\n",
+			k.ID, k.Name, k.Domain, access, state, k.CreatedAt.UTC().Format(time.RFC3339))
+	}
+	return w.Flush()
+}

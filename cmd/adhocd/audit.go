@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/adhocd/adhocd/sessman/store"
+)
+
+const auditSynopsis = "adhocd audit [--limit N] [--offset N] [--actor A] [--target T] [--json] [flags]"
+
+// auditTimeFormat is RFC 3339 to the millisecond, the precision of the store.
+const auditTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// auditOptions are the flags of one `adhocd audit` run.
+type auditOptions struct {
+	data   string
+	query  store.AuditQuery
+	asJSON bool
+}
+
+// runAudit runs `adhocd audit [flags]`: it prints the audit of admin actions,
+// newest first, one entry a line.
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	opts, err := parseAudit(args, stderr)
+	if err != nil {
+		return err
+	}
+	db, err := openStore("audit", opts.data, false)
+	if err != nil {
+		return err
+	}
+	total, entries, err := db.Audit(ctx, opts.query)
+	if cerr := db.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if err := printAudit(stdout, entries, opts.asJSON); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if shown := opts.query.Offset + len(entries); shown < total {
+		fmt.Fprintf(stderr, "adhocd audit: %d more entries; --offset %d for the next page\n", total-shown, shown)
+	}
+	return nil
+}
+
+// parseAudit parses the flags of `adhocd audit`.
+func parseAudit(args []string, stderr io.Writer) (auditOptions, error) {
+	var opts auditOptions
+	fs := newFlagSet("audit", auditSynopsis)
+	fs.SetOutput(stderr)
+	fs.StringVar(&opts.data, "data", "./data", "data directory; the database is DIR/adhocd.db")
+	fs.IntVar(&opts.query.Limit, "limit", store.DefaultAuditLimit,
+		fmt.Sprintf("the most entries to print, 1 to %d", store.MaxAuditLimit))
+	fs.IntVar(&opts.query.Offset, "offset", 0, "skip this many of the newest entries")
+	fs.StringVar(&opts.query.Actor, "actor", "", "only the entries of this actor (admin@localhost, apikey:<name>, cli, ...)")
+	fs.StringVar(&opts.query.Target, "target", "", "only the entries with this target (a JID, session id or key id)")
+	fs.BoolVar(&opts.asJSON, "json", false, "print one JSON object a line, with every field")
+	if err := parseFlags(fs, args); err != nil {
+		return opts, fmt.Errorf("audit: %w", err)
+	}
+	switch {
+	case fs.NArg() > 0:
+		return opts, fmt.Errorf("audit: unexpected argument %q (%s)", fs.Arg(0), auditSynopsis)
+	case opts.query.Limit < 1 || opts.query.Limit > store.MaxAuditLimit:
+		return opts, fmt.Errorf("audit: --limit %d: want 1 to %d", opts.query.Limit, store.MaxAuditLimit)
+	case opts.query.Offset < 0:
+		return opts, fmt.Errorf("audit: --offset %d: want 0 or more", opts.query.Offset)
+	}
+	return opts, nil
+}
+
+// auditJSON is the form of an entry that --json prints.
+type auditJSON struct {
+	ID         int64     `json:"id"`
+	Time       time.Time `json:"time"`
+	Actor      string    `json:"actor"`
+	Auth       string    `json:"auth"`
+	Action     string    `json:"action"`
+	Targets    []string  `json:"targets"`
+	Outcome    string    `json:"outcome"`
+	Detail     string    `json:"detail"`
+	RemoteAddr string    `json:"remote_addr"`
+	RequestID  string    `json:"request_id"`
+}
+
+// printAudit prints entries as tab-separated lines (time, actor, auth,
+// action, targets joined by commas, outcome, detail; "-" for an empty field)
+// or as JSON lines.
+func printAudit(stdout io.Writer, entries []store.AuditEntry, asJSON bool) error {
+	w := bufio.NewWriter(stdout)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for _, e := range entries {
+		if asJSON {
+			targets := e.Targets
+			if targets == nil {
+				targets = []string{}
+			}
+			if err := enc.Encode(auditJSON{
+				ID: e.ID, Time: e.Time.UTC(), Actor: e.Actor, Auth: e.Auth, Action: e.Action, Targets: targets,
+				Outcome: e.Outcome, Detail: e.Detail, RemoteAddr: e.RemoteAddr, RequestID: e.RequestID,
+			}); err != nil {
+				return err
+			}
+			continue
+		}
+		fields := []string{e.Time.UTC().Format(auditTimeFormat), e.Actor, e.Auth, e.Action,
+			strings.Join(e.Targets, ","), e.Outcome, e.Detail}
+		for i, f := range fields {
+			fields[i] = auditField(f)
+		}
+		fmt.Fprintln(w, strings.Join(fields, "\t"))
+	}
+	return w.Flush()
+}
+
+// auditField makes a value fit in one tab-separated field: control
+// characters (tabs, line breaks) become spaces, and an empty value is "-".
+func auditField(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}

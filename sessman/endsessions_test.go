@@ -1,0 +1,59 @@
+package sessman_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/sessman"
+	"github.com/adhocd/adhocd/sessman/store"
+)
+
+func TestEndSessions(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	alice := jid.MustParse("alice@localhost")
+	a := e.bind(t, "alice@localhost/a", 0)
+	b := e.bind(t, "alice@localhost/b", 0)
+	c := e.bind(t, "alice@localhost/c", 0)
+	bob := e.bind(t, "bob@localhost/x", 0)
+	origin := adhoc.Origin{Caller: "root@localhost", Auth: "basic", RemoteAddr: "192.0.2.1", RequestID: "req-1"}
+
+	// By id: unknown ids and another user's ids are ignored.
+	res, err := e.mgr.EndSessions(ctx, sessman.EndRequest{User: alice, IDs: []string{a.SessionID(), "nope", bob.SessionID()}, Origin: origin})
+	require.NoError(t, err)
+	require.Len(t, res.Ended, 1)
+	assert.Equal(t, "alice@localhost/a", res.Ended[0].JID)
+	assert.Empty(t, bob.kicked())
+
+	// All but one, with a block.
+	res, err = e.mgr.EndSessions(ctx, sessman.EndRequest{User: alice, All: true, Except: c.SessionID(), Block: time.Hour, Reason: "Rotating keys.", Origin: origin})
+	require.NoError(t, err)
+	require.Len(t, res.Ended, 1)
+	assert.Equal(t, "alice@localhost/b", res.Ended[0].JID)
+	assert.NotEmpty(t, b.kicked())
+	assert.Empty(t, c.kicked(), "the excepted session stays")
+	_, blocked, err := e.db.ActiveBlock(ctx, alice, time.Now())
+	require.NoError(t, err)
+	assert.True(t, blocked)
+
+	// Nothing online is no error; a foreign user is a bad request.
+	res, err = e.mgr.EndSessions(ctx, sessman.EndRequest{User: jid.MustParse("carol@localhost"), All: true, Origin: origin})
+	require.NoError(t, err)
+	assert.Empty(t, res.Ended)
+	_, err = e.mgr.EndSessions(ctx, sessman.EndRequest{User: jid.MustParse("eve@example.org"), All: true, Origin: origin})
+	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.BadRequest})
+
+	total, entries, err := e.db.Audit(ctx, store.AuditQuery{Target: "alice@localhost"})
+	require.NoError(t, err)
+	require.Equal(t, 2, total)
+	assert.Equal(t, "end-sessions", entries[0].Action)
+	assert.Equal(t, "ended 1 sessions, blocked 3600s", entries[0].Detail)
+	assert.Equal(t, []string{"alice@localhost", b.SessionID()}, entries[0].Targets)
+	assert.Equal(t, "req-1", entries[0].RequestID)
+}

@@ -1,0 +1,204 @@
+package store_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adhocd/adhocd/sessman/store"
+)
+
+func TestAppendAudit(t *testing.T) {
+	ctx := t.Context()
+	db, _ := openTemp(t)
+	at := time.UnixMilli(1_700_000_000_123).UTC()
+
+	e := store.AuditEntry{
+		ID:         99, // ignored
+		Time:       at,
+		Actor:      "admin@localhost",
+		Auth:       "basic",
+		Action:     "end-sessions",
+		Targets:    []string{"bob@localhost", "s1", "bob@localhost"},
+		Outcome:    "ok",
+		Detail:     "ended 2 sessions, blocked 600s",
+		RemoteAddr: "127.0.0.1:4242",
+		RequestID:  "req-1",
+	}
+	id, err := db.AppendAudit(ctx, e)
+	require.NoError(t, err)
+	assert.Positive(t, id)
+
+	before := time.Now().Truncate(time.Millisecond)
+	id2, err := db.AppendAudit(ctx, store.AuditEntry{Actor: "cli", Action: "apikey-create"})
+	require.NoError(t, err)
+	assert.Greater(t, id2, id)
+
+	total, entries, err := db.Audit(ctx, store.AuditQuery{})
+	require.NoError(t, err)
+	assert.Equal(t, 2, total)
+	require.Len(t, entries, 2)
+	assert.Equal(t, id2, entries[0].ID, "newest first")
+	assert.False(t, entries[0].Time.Before(before), "a zero time is now")
+	assert.Equal(t, []string{}, entries[0].Targets, "no targets is an empty list")
+	e.ID = id
+	assert.Equal(t, e, entries[1], "every field kept, duplicate targets too")
+
+	// A duplicate target matches once.
+	total, entries, err = db.Audit(ctx, store.AuditQuery{Target: "bob@localhost"})
+	require.NoError(t, err)
+	assert.Equal(t, 1, total)
+	assert.Len(t, entries, 1)
+}
+
+func TestAppendAuditRejects(t *testing.T) {
+	ctx := t.Context()
+	db, _ := openTemp(t)
+	_, err := db.AppendAudit(ctx, store.AuditEntry{Action: "x"})
+	assert.ErrorIs(t, err, store.ErrInvalid, "no actor")
+	_, err = db.AppendAudit(ctx, store.AuditEntry{Actor: "x"})
+	assert.ErrorIs(t, err, store.ErrInvalid, "no action")
+	_, _, err = db.Audit(ctx, store.AuditQuery{Limit: -1})
+	assert.ErrorIs(t, err, store.ErrInvalid)
+	_, _, err = db.Audit(ctx, store.AuditQuery{Offset: -1})
+	assert.ErrorIs(t, err, store.ErrInvalid)
+}
+
+// appendN appends n entries: actor "admin@localhost" for even i and
+// "apikey:ci" for odd i, targets "bob@localhost" when i%3 == 0, and the
+// detail "i". It returns their IDs.
+func appendN(t *testing.T, db *store.DB, n int) []int64 {
+	t.Helper()
+	ids := make([]int64, n)
+	for i := range n {
+		e := store.AuditEntry{Actor: "admin@localhost", Auth: "basic", Action: "end-sessions", Outcome: "ok",
+			Detail: fmt.Sprint(i), Targets: []string{fmt.Sprintf("s%d", i)}}
+		if i%2 == 1 {
+			e.Actor, e.Auth = "apikey:ci", "apikey"
+		}
+		if i%3 == 0 {
+			e.Targets = append(e.Targets, "bob@localhost")
+		}
+		id, err := db.AppendAudit(t.Context(), e)
+		require.NoError(t, err)
+		ids[i] = id
+	}
+	return ids
+}
+
+func TestAuditQuery(t *testing.T) {
+	db, _ := openTemp(t)
+	appendN(t, db, 600)
+
+	details := func(entries []store.AuditEntry) []string {
+		s := make([]string, len(entries))
+		for i, e := range entries {
+			s[i] = e.Detail
+		}
+		return s
+	}
+	seq := func(from, step, n int) []string {
+		s := make([]string, n)
+		for i := range s {
+			s[i] = fmt.Sprint(from + i*step)
+		}
+		return s
+	}
+	tests := []struct {
+		name          string
+		whenQuery     store.AuditQuery
+		expectTotal   int
+		expectDetails []string
+	}{
+		{name: "default page", whenQuery: store.AuditQuery{},
+			expectTotal: 600, expectDetails: seq(599, -1, 50)},
+		{name: "limit and offset", whenQuery: store.AuditQuery{Limit: 3, Offset: 10},
+			expectTotal: 600, expectDetails: []string{"589", "588", "587"}},
+		{name: "limit capped", whenQuery: store.AuditQuery{Limit: 10000},
+			expectTotal: 600, expectDetails: seq(599, -1, 500)},
+		{name: "last page", whenQuery: store.AuditQuery{Limit: 50, Offset: 590},
+			expectTotal: 600, expectDetails: seq(9, -1, 10)},
+		{name: "past the end", whenQuery: store.AuditQuery{Offset: 600},
+			expectTotal: 600, expectDetails: []string{}},
+		{name: "actor", whenQuery: store.AuditQuery{Actor: "apikey:ci", Limit: 3},
+			expectTotal: 300, expectDetails: []string{"599", "597", "595"}},
+		{name: "actor is exact", whenQuery: store.AuditQuery{Actor: "apikey:"},
+			expectTotal: 0, expectDetails: []string{}},
+		{name: "target", whenQuery: store.AuditQuery{Target: "bob@localhost", Limit: 3, Offset: 1},
+			expectTotal: 200, expectDetails: []string{"594", "591", "588"}},
+		{name: "target is exact", whenQuery: store.AuditQuery{Target: "s5"},
+			expectTotal: 1, expectDetails: []string{"5"}},
+		{name: "actor and target", whenQuery: store.AuditQuery{Actor: "apikey:ci", Target: "bob@localhost", Limit: 2},
+			expectTotal: 100, expectDetails: []string{"597", "591"}},
+		{name: "no match", whenQuery: store.AuditQuery{Target: "nobody"},
+			expectTotal: 0, expectDetails: []string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			total, entries, err := db.Audit(t.Context(), tc.whenQuery)
+			require.NoError(t, err)
+			assert.Equal(t, tc.expectTotal, total)
+			assert.Equal(t, tc.expectDetails, details(entries))
+		})
+	}
+}
+
+func TestAuditDurableAcrossReopen(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "adhocd.db")
+	db, err := store.Open(path)
+	require.NoError(t, err)
+	ids := appendN(t, db, 5)
+	_, want, err := db.Audit(ctx, store.AuditQuery{})
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	db, err = store.Open(path)
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, db.Close()) }()
+	total, got, err := db.Audit(ctx, store.AuditQuery{})
+	require.NoError(t, err)
+	assert.Equal(t, 5, total)
+	assert.Equal(t, want, got)
+
+	id, err := db.AppendAudit(ctx, store.AuditEntry{Actor: "cli", Action: "x"})
+	require.NoError(t, err)
+	assert.Greater(t, id, ids[4], "IDs keep growing after reopen")
+}
+
+func TestAppendAuditConcurrent(t *testing.T) {
+	ctx := t.Context()
+	db, path := openTemp(t)
+	other, err := store.Open(path) // a second process on the same file
+	require.NoError(t, err)
+	defer func() { assert.NoError(t, other.Close()) }()
+
+	const n = 20
+	ids := make([]int64, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			h := db
+			if i%2 == 1 {
+				h = other
+			}
+			var err error
+			ids[i], err = h.AppendAudit(ctx, store.AuditEntry{Actor: "cli", Action: "x", Targets: []string{"t"}})
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	seen := map[int64]bool{}
+	for _, id := range ids {
+		assert.False(t, seen[id], "id %d twice", id)
+		seen[id] = true
+	}
+	total, _, err := db.Audit(ctx, store.AuditQuery{Target: "t"})
+	require.NoError(t, err)
+	assert.Equal(t, n, total)
+}

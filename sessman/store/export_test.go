@@ -1,0 +1,8 @@
+package store
+
+// SchemaVersion is the user_version of a database Open has migrated.
+var SchemaVersion = len(migrations)
+
+// Migrations returns the schema migrations, for tests that build an older
+// database by hand.
+func Migrations() []string { return append([]string(nil), migrations...) }
