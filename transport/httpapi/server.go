@@ -128,9 +128,7 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 		g := e.Group("/rest/adhoc", s.authenticate)
 		g.GET("/:jid", s.listCommands)
 		g.POST("/:jid", s.executeCommand)
-		g.Match([]string{http.MethodPut, http.MethodPatch, http.MethodDelete}, "/:jid", func(echo.Context) error {
-			return echo.ErrMethodNotAllowed
-		})
+		g.Match([]string{http.MethodPut, http.MethodPatch, http.MethodDelete}, "/:jid", methodNotAllowed)
 	}
 	if cfg.Sessions != nil && cfg.Accounts != nil {
 		api := e.Group("/rest", jsonAPI, s.authenticate)
