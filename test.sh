@@ -7,6 +7,7 @@ cd "$(dirname "$0")"
 need=()
 dpkg -s python3-slixmpp >/dev/null 2>&1 || need+=(python3-slixmpp)
 command -v go-sendxmpp >/dev/null 2>&1 || need+=(go-sendxmpp)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   SUDO=""
@@ -14,6 +15,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# Pusher's Node.js server SDK drives the Pusher-compatible endpoint in the tests.
+[ -d testdata/clients/node_modules/pusher ] || npm ci --prefix testdata/clients --no-audit --no-fund --loglevel=error
 
 unformatted=$(gofmt -l .)
 if [ -n "$unformatted" ]; then

@@ -77,7 +77,16 @@ type httpAccounts struct {
 }
 
 func (a httpAccounts) VerifyPassword(ctx context.Context, user jid.JID, password string) error {
-	return mapStoreError(a.db.VerifyPassword(ctx, user, password), httpapi.ErrBadCredentials, httpapi.ErrBadCredentials, httpapi.ErrAccountDisabled)
+	err := a.db.VerifyPassword(ctx, user, password)
+	if err == nil {
+		if _, blocked, berr := a.db.ActiveBlock(ctx, user, time.Now()); berr != nil || blocked {
+			err = berr
+			if blocked {
+				err = store.ErrDisabled // a block refuses HTTP logins as it refuses XMPP ones
+			}
+		}
+	}
+	return mapStoreError(err, httpapi.ErrBadCredentials, httpapi.ErrBadCredentials, httpapi.ErrAccountDisabled)
 }
 
 func (a httpAccounts) IsAdmin(ctx context.Context, user jid.JID) (bool, error) {

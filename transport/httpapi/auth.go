@@ -129,6 +129,9 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return err
 		}
+		if who.auth == "basic" {
+			s.failures.Succeed(limit.AccountKey(who.jid.String())) // as SASL does
+		}
 		rates := s.rates
 		if who.admin && who.auth == "basic" {
 			rates = s.adminRates // an admin script ending thousands of sessions is normal use
@@ -239,7 +242,7 @@ func (cc *credCache) check(ctx context.Context, accounts Accounts, user jid.JID,
 	case errors.Is(err, ErrBadCredentials):
 		return caller{}, &adhoc.Error{Condition: stanza.NotAuthorized, Text: "The user name or password is wrong.", Err: err}
 	case errors.Is(err, ErrAccountDisabled):
-		return caller{}, &adhoc.Error{Condition: stanza.Forbidden, Text: "This account is disabled.", Err: err}
+		return caller{}, &adhoc.Error{Condition: stanza.Forbidden, Text: "This account may not log in now: it is disabled, or its sessions were ended with a block.", Err: err}
 	case err != nil:
 		return caller{}, &adhoc.Error{Condition: stanza.ServiceUnavailable, Text: "Authentication is not available right now; try again later.", Err: err}
 	}

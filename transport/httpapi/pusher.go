@@ -53,7 +53,9 @@ func (s *Server) terminateConnections(c echo.Context) error {
 	}
 	if err := verifyPusher(c.Request(), body, app, time.Now()); err != nil {
 		s.failures.Fail(ipKey)
-		return pusherError(c, http.StatusUnauthorized, "Authentication failed: "+err.Error())
+		s.log.Debug().Err(err).Str("remote_addr", c.RealIP()).Msg("pusher request refused")
+		// Pusher's SDKs know one answer for every signing failure.
+		return pusherError(c, http.StatusUnauthorized, "Authentication failed: Invalid signature.")
 	}
 	userID, err := url.PathUnescape(c.Param("user_id"))
 	if err != nil || strings.TrimSpace(userID) == "" {
@@ -93,22 +95,22 @@ func pusherUser(userID, domain string) (jid.JID, error) {
 func verifyPusher(r *http.Request, body []byte, app PusherApp, now time.Time) error {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return errors.New("Invalid signature.")
+		return errors.New("pusher: bad signature")
 	}
 	if q.Get("auth_key") != app.Key {
-		return errors.New("Invalid key.")
+		return errors.New("pusher: unknown auth_key")
 	}
 	ts, err := strconv.ParseInt(q.Get("auth_timestamp"), 10, 64)
 	if err != nil || now.Sub(time.Unix(ts, 0)).Abs() > pusherMaxSkew {
-		return errors.New("Timestamp expired.")
+		return errors.New("pusher: auth_timestamp missing or more than 600 s off")
 	}
 	if q.Get("auth_version") != "1.0" {
-		return errors.New("Invalid auth_version.")
+		return errors.New("pusher: auth_version is not 1.0")
 	}
 	if len(body) > 0 {
 		sum := md5.Sum(body) //nolint:gosec // see the import
 		if !hmac.Equal([]byte(q.Get("body_md5")), []byte(hex.EncodeToString(sum[:]))) {
-			return errors.New("Invalid body_md5.")
+			return errors.New("pusher: body_md5 does not match the body")
 		}
 	}
 	keys := make([]string, 0, len(q))
@@ -126,7 +128,7 @@ func verifyPusher(r *http.Request, body []byte, app PusherApp, now time.Time) er
 	mac.Write([]byte(r.Method + "\n" + r.URL.Path + "\n" + strings.Join(pairs, "&")))
 	want := hex.EncodeToString(mac.Sum(nil))
 	if !hmac.Equal([]byte(want), []byte(q.Get("auth_signature"))) {
-		return errors.New("Invalid signature.")
+		return errors.New("pusher: bad signature")
 	}
 	return nil
 }
