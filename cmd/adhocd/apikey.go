@@ -104,16 +104,9 @@ func parseAPIKey(sub string, args []string, stderr io.Writer) (apikeyOptions, er
 		fs.StringVar(&domain, "domain", "localhost", "the XMPP domain the key acts on")
 		fs.BoolVar(&opts.readOnly, "read-only", false, "the key can list but not change anything")
 	}
-	var positional []string
-	for rest := args; ; {
-		if err := parseFlags(fs, rest); err != nil {
-			return opts, fmt.Errorf("apikey %s: %w", sub, err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
+		return opts, fmt.Errorf("apikey %s: %w", sub, err)
 	}
 
 	switch sub {

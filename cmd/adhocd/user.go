@@ -115,16 +115,9 @@ func parseUser(sub string, args []string, stderr io.Writer) (userOptions, error)
 	if sub == "add" {
 		fs.BoolVar(&opts.admin, "admin", false, "make the account an administrator")
 	}
-	var positional []string
-	for rest := args; ; {
-		if err := parseFlags(fs, rest); err != nil {
-			return opts, fmt.Errorf("user %s: %w", sub, err)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
+		return opts, fmt.Errorf("user %s: %w", sub, err)
 	}
 
 	served, err := servedDomains(opts.domain)
