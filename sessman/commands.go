@@ -52,6 +52,7 @@ type command struct {
 var mutatingCommands = map[string]bool{
 	"end-user-session": true, "add-user": true, "delete-user": true, "disable-user": true,
 	"reenable-user": true, "change-user-password": true, "announce": true,
+	KeysNS + "#create": true, KeysNS + "#revoke": true,
 }
 
 var _ adhoc.Command = (*command)(nil)
@@ -149,7 +150,7 @@ func originOf(req adhoc.Request) adhoc.Origin {
 // commands returns every command, end-user-session first, then in the
 // order of XEP-0133 §4.
 func (m *Manager) commands() []*command {
-	cmds := m.commandList()
+	cmds := append(m.commandList(), m.keyCommands()...)
 	for _, c := range cmds {
 		name := strings.TrimPrefix(c.info.Node, AdminNS+"#")
 		c.m = m

@@ -206,6 +206,7 @@ func TestRegisterListsEveryCommandAtBothAddresses(t *testing.T) {
 		for _, n := range allNodes {
 			want = append(want, node(n))
 		}
+		want = append(want, sessman.KeysNS+"#create", sessman.KeysNS+"#list", sessman.KeysNS+"#revoke")
 		assert.Equal(t, want, nodes, comp)
 
 		selfService, err := e.cmds.Commands(jid.MustParse(comp), false)
@@ -786,4 +787,44 @@ func TestSelfServiceReadOnlyAndAudit(t *testing.T) {
 	assert.Equal(t, "r1", entries[2].RequestID)
 	assert.Equal(t, "adhoc:"+node("end-user-session"), entries[2].Action)
 	assert.Equal(t, "bad-request", entries[0].Outcome, "a failed attempt is recorded with its condition")
+}
+
+func TestAPIKeyCommands(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	run := func(node string, fields ...adhoc.Field) (adhoc.Response, error) {
+		return e.cmds.Execute(ctx, adhoc.Request{To: jid.MustParse("localhost"), From: jid.MustParse("root@localhost"), Admin: true,
+			Node: sessman.KeysNS + "#" + node, Fields: fields})
+	}
+	resp, err := run("create", field("name", "deploy-bot"), field("read-only", "true"))
+	require.NoError(t, err)
+	vals := map[string]string{}
+	for _, f := range resp.Form.Fields {
+		vals[f.Var] = f.Values[0]
+	}
+	key, err := e.db.APIKeyBySecret(ctx, vals["key"])
+	require.NoError(t, err, "the key shown is the key stored")
+	assert.Equal(t, vals["id"], key.ID)
+	assert.True(t, key.ReadOnly)
+	assert.Equal(t, "localhost", key.Domain)
+
+	_, err = run("create", field("name", "deploy-bot"))
+	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Conflict})
+
+	resp, err = run("list", field("x", "y"))
+	require.NoError(t, err)
+	require.Len(t, resp.Form.Fields, 1)
+	assert.Contains(t, resp.Form.Fields[0].Values[0], "deploy-bot localhost read-only active")
+	assert.NotContains(t, resp.Form.Fields[0].Values[0], vals["key"], "secrets are never listed")
+
+	_, err = run("revoke", field("id", vals["id"]))
+	require.NoError(t, err)
+	_, err = e.db.APIKeyBySecret(ctx, vals["key"])
+	assert.ErrorIs(t, err, store.ErrRevoked)
+	_, err = run("revoke", field("id", "nope"))
+	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.ItemNotFound})
+
+	_, err = e.cmds.Execute(ctx, adhoc.Request{To: jid.MustParse("localhost"), From: jid.MustParse("alice@localhost"),
+		Node: sessman.KeysNS + "#list"})
+	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden}, "admins only")
 }

@@ -1,11 +1,14 @@
 package c2s_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/sessman/store"
 )
 
 const endUserSession = "http://jabber.org/protocol/admin#end-user-session"
@@ -60,6 +63,15 @@ func TestInBandEndUserSessionByAdmin(t *testing.T) {
 	require.Equal(t, "error", res.attr("type"))
 	_, specific := res.find("bad-sessionid")
 	assert.True(t, specific, "%+v", res)
+
+	// The in-band change is in the audit, as an XMPP one.
+	_, entries, err := e.db.Audit(context.Background(), store.AuditQuery{Actor: "root@localhost"})
+	require.NoError(t, err)
+	require.NotEmpty(t, entries)
+	last := entries[len(entries)-1]
+	assert.Equal(t, "xmpp", last.Auth)
+	assert.Equal(t, "k1", last.RequestID)
+	assert.Equal(t, []string{"mallory@localhost"}, last.Targets)
 
 	// The bare domain reaches the same commands.
 	admin.send("%s", endUserSessionIQ("k2", "localhost", "mallory@localhost"))

@@ -1,0 +1,89 @@
+package sessman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"mellium.im/xmpp/stanza"
+
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/sessman/store"
+)
+
+// KeysNS is the namespace of adhocd's own commands that manage API keys:
+// KeysNS#create, KeysNS#list and KeysNS#revoke, admin-only like the
+// `adhocd apikey` command line.
+const KeysNS = "urn:adhocd:apikey"
+
+const (
+	fieldKeyName     = "name"
+	fieldKeyReadOnly = "read-only"
+	fieldKeyID       = "id"
+)
+
+// keyCommands are the API key commands.
+func (m *Manager) keyCommands() []*command {
+	create := newCommand("", "Create an API Key",
+		form("Creating an API Key", "The key is shown once; only its hash is kept.",
+			adhoc.Field{Var: fieldKeyName, Type: adhoc.FieldTextSingle, Label: "Name", Required: true},
+			adhoc.Field{Var: fieldKeyReadOnly, Type: adhoc.FieldBoolean, Label: "Read-only (may list, not end)"}),
+		m.createKey)
+	list := newCommand("", "List API Keys", nil, m.listKeys)
+	revoke := newCommand("", "Revoke an API Key",
+		form("Revoking an API Key", "The key stops working at once.",
+			adhoc.Field{Var: fieldKeyID, Type: adhoc.FieldTextSingle, Label: "Key id", Required: true}),
+		m.revokeKey)
+	create.info.Node, list.info.Node, revoke.info.Node = KeysNS+"#create", KeysNS+"#list", KeysNS+"#revoke"
+	return []*command{create, list, revoke}
+}
+
+func (m *Manager) createKey(ctx context.Context, vals adhoc.Values) ([]adhoc.Field, error) {
+	secret, key, err := m.db.CreateAPIKey(ctx, vals.Get(fieldKeyName), m.domain.Domainpart(), vals.Bool(fieldKeyReadOnly))
+	switch {
+	case errors.Is(err, store.ErrExists):
+		return nil, &adhoc.Error{Condition: stanza.Conflict, Text: "An active key has that name.", Err: err}
+	case errors.Is(err, store.ErrInvalid):
+		return nil, badRequest("Field %s: a name is 1 to 64 printable characters.", fieldKeyName)
+	case err != nil:
+		return nil, m.storeError(ctx, err)
+	}
+	m.log.Info().Str("action", "apikey-create").Msg("api key created")
+	return []adhoc.Field{
+		{Var: fieldKeyID, Type: adhoc.FieldTextSingle, Label: "Key id", Values: []string{key.ID}},
+		{Var: "key", Type: adhoc.FieldTextPrivate, Label: "API key, shown once", Values: []string{secret}},
+	}, nil
+}
+
+func (m *Manager) listKeys(ctx context.Context, _ adhoc.Values) ([]adhoc.Field, error) {
+	keys, err := m.db.APIKeys(ctx)
+	if err != nil {
+		return nil, m.storeError(ctx, err)
+	}
+	lines := make([]string, 0, len(keys))
+	for _, k := range keys {
+		state := "active"
+		if !k.RevokedAt.IsZero() {
+			state = "revoked " + k.RevokedAt.UTC().Format(time.RFC3339)
+		}
+		access := "read-write"
+		if k.ReadOnly {
+			access = "read-only"
+		}
+		lines = append(lines, fmt.Sprintf("%s %s %s %s %s", k.ID, k.Name, k.Domain, access, state))
+	}
+	return notes(lines), nil
+}
+
+func (m *Manager) revokeKey(ctx context.Context, vals adhoc.Values) ([]adhoc.Field, error) {
+	id := vals.Get(fieldKeyID)
+	err := m.db.RevokeAPIKey(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &adhoc.Error{Condition: stanza.ItemNotFound, Text: fmt.Sprintf("There is no API key %q.", id), Err: err}
+	}
+	if err != nil {
+		return nil, m.storeError(ctx, err)
+	}
+	return notes([]string{"Revoked API key " + id + "."}), nil
+}
