@@ -41,6 +41,7 @@ type phase struct {
 // report is everything a run measured.
 type report struct {
 	Command           string   `json:"command"`
+	Mode              string   `json:"mode"`
 	CPUs              int      `json:"cpus"`
 	CPUModel          string   `json:"cpu_model"`
 	GoVersion         string   `json:"go_version"`
@@ -69,13 +70,22 @@ type report struct {
 	ServerErrors      int      `json:"server_log_errors"`
 	ServerLogSample   []string `json:"server_log_sample,omitempty"`
 	Notes             []string `json:"notes,omitempty"`
+	// EndUserSession is what --mode end-user-session measured after the
+	// logins; Held, Alive, AfterClose and TLSOnly are then not measured.
+	EndUserSession *endReport `json:"end_user_session,omitempty"`
 }
 
 // bench runs the whole benchmark. It returns what it measured so far with
 // an error that stopped it.
 func bench(ctx context.Context, cfg config, progress func(string, ...any)) (*report, error) {
+	if cfg.mode == "" {
+		cfg.mode = modeLogin
+	}
+	if cfg.requests == 0 {
+		cfg.requests = cfg.users
+	}
 	rep := &report{
-		CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(), Kernel: kernel(),
+		Mode: cfg.mode, CPUs: runtime.NumCPU(), CPUModel: cpuModel(), GoVersion: runtime.Version(), Kernel: kernel(),
 		Sessions: cfg.sessions, Users: cfg.users, Concurrency: cfg.concurrency, Sources: cfg.sources,
 		Resume: cfg.resume, Hold: cfg.hold.String(),
 	}
@@ -120,9 +130,14 @@ func bench(ctx context.Context, cfg config, progress func(string, ...any)) (*rep
 	if err != nil {
 		return rep, fmt.Errorf("provision: %w", err)
 	}
+	if cfg.mode == modeEndUserSession {
+		if err := setAdminPassword(ctx, data, cfg.adminPassword); err != nil {
+			return rep, fmt.Errorf("provision: %w", err)
+		}
+	}
 
 	idle := cfg.hold + 2*cfg.settle + 10*time.Minute // no keepalive pings while held
-	srv, err := startServer(ctx, bin, data, idle)
+	srv, err := startServer(ctx, bin, data, idle, "ADHOCD_ADMIN_PASSWORD="+cfg.adminPassword)
 	if err != nil {
 		return rep, err
 	}
@@ -162,6 +177,18 @@ func bench(ctx context.Context, cfg config, progress func(string, ...any)) (*rep
 			}
 		}
 	}()
+
+	if cfg.mode == modeEndUserSession {
+		// Let the server finish with the logins (the last-login batch is
+		// written every second, the heap settles) before the HTTP phase.
+		progress("waiting for the server to settle after the logins")
+		loggedIn := time.Now()
+		if rep.Held, err = srv.settle(ctx, cfg.settle); err != nil {
+			return rep, err
+		}
+		time.Sleep(2*time.Second - time.Since(loggedIn)) // nothing to synchronise with: the server's timer
+		return rep, endUserSessions(ctx, cfg, rep, srv, d, creds, conns, progress)
+	}
 
 	progress("holding %d sessions for %s", rep.Login.OK, cfg.hold)
 	select {
@@ -242,6 +269,19 @@ func waitNoSessions(ctx context.Context, srv *server) {
 // spent on it.
 func runPhase(ctx context.Context, d *dialer, pid, n, conc int, fn func(i int) error) phase {
 	resumed := d.resumed.Load()
+	p := measure(pid, n, conc, func(i int) (time.Duration, error) {
+		t := time.Now()
+		err := fn(i)
+		return time.Since(t), err
+	})
+	p.Resumed = int(d.resumed.Load() - resumed)
+	return p
+}
+
+// measure calls fn(0..n-1), conc at a time, each call reporting its own
+// latency, and times the whole phase and the CPU time that the server (pid;
+// 0 when there is none) and this process spent on it.
+func measure(pid, n, conc int, fn func(i int) (time.Duration, error)) phase {
 	srvCPU, cliCPU := cpuTime(pid), cpuTime(os.Getpid())
 	busy, total := machineCPU()
 	lat := make([]time.Duration, n)
@@ -252,9 +292,8 @@ func runPhase(ctx context.Context, d *dialer, pid, n, conc int, fn func(i int) e
 	)
 	start := time.Now()
 	_ = parallel(n, conc, func(i int) error { // failures are counted, not returned
-		t := time.Now()
-		err := fn(i)
-		lat[i] = time.Since(t)
+		var err error
+		lat[i], err = fn(i)
 		if err == nil {
 			return nil
 		}
@@ -267,7 +306,7 @@ func runPhase(ctx context.Context, d *dialer, pid, n, conc int, fn func(i int) e
 		mu.Unlock()
 		return nil
 	})
-	p := phase{Attempts: n, Failed: failed, Seconds: time.Since(start).Seconds(), Resumed: int(d.resumed.Load() - resumed)}
+	p := phase{Attempts: n, Failed: failed, Seconds: time.Since(start).Seconds()}
 	srvCPU, cliCPU = cpuTime(pid)-srvCPU, cpuTime(os.Getpid())-cliCPU
 	busy2, total2 := machineCPU()
 	if total2 > total {
@@ -282,12 +321,14 @@ func runPhase(ctx context.Context, d *dialer, pid, n, conc int, fn func(i int) e
 		return p
 	}
 	slices.Sort(ok)
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	p.PerSecond = float64(p.OK) / p.Seconds
 	p.ServerCPUUS, p.ClientCPUUS = float64(srvCPU.Microseconds())/float64(p.OK), float64(cliCPU.Microseconds())/float64(p.OK)
 	p.P50MS, p.P99MS, p.MaxMS = ms(ok[(len(ok)-1)*50/100]), ms(ok[(len(ok)-1)*99/100]), ms(ok[len(ok)-1])
 	return p
 }
+
+// ms is d in milliseconds, to the microsecond.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // buildOf describes the Go version and VCS revision a binary was built from.
 func buildOf(bin string) string {
@@ -376,6 +417,14 @@ func (r *report) print(w io.Writer) {
 	p("baseline: 0 sessions: RSS %s, threads %d, %s", mib(r.Baseline.RSSKiB), r.Baseline.Threads, gor(r.Baseline))
 	printPhase(w, "logins", r.Login)
 	p("          concurrency %d, %d source addresses, SCRAM-SHA-256, %s", r.Concurrency, r.Sources, handshakes)
+	if r.Mode == modeEndUserSession {
+		if e := r.EndUserSession; e != nil {
+			p("held:     %d sessions, one per user: RSS %s, threads %d, %s", r.Login.OK, mib(r.Held.RSSKiB), r.Held.Threads, gor(r.Held))
+			e.print(w)
+		}
+		r.printTail(w)
+		return
+	}
 	p("held:     %d sessions for %s: RSS %s (settled: %v after %.1fs), threads %d, %s",
 		r.Login.OK, r.Hold, mib(r.Held.RSSKiB), r.Held.Stable, float64(r.Held.WaitedMS)/1000, r.Held.Threads, gor(r.Held))
 	per := fmt.Sprintf("per idle session: RSS %.1f KiB", r.RSSPerSessionKiB)
@@ -397,6 +446,12 @@ func (r *report) print(w io.Writer) {
 				1e6/r.Login.PerSecond-1e6/t.PerSecond, 100*r.Login.PerSecond/t.PerSecond)
 		}
 	}
+	r.printTail(w)
+}
+
+// printTail writes the server's log counts and the notes.
+func (r *report) printTail(w io.Writer) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 	p("server log: %d warnings, %d errors", r.ServerWarnings, r.ServerErrors)
 	for _, l := range r.ServerLogSample {
 		p("  %s", trim(l))

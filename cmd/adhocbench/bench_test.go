@@ -2,13 +2,44 @@ package main
 
 import (
 	"context"
+	"io"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// adhocdBin is the adhocd binary the tests run, built once.
+var adhocdBin struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if adhocdBin.dir != "" {
+		_ = os.RemoveAll(adhocdBin.dir) // a temporary directory
+	}
+	os.Exit(code)
+}
+
+// buildOnce builds ./cmd/adhocd for the tests of this package.
+func buildOnce(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	adhocdBin.once.Do(func() {
+		if adhocdBin.dir, adhocdBin.err = os.MkdirTemp("", "adhocbench-test-"); adhocdBin.err == nil {
+			adhocdBin.path, adhocdBin.err = buildAdhocd(ctx, adhocdBin.dir)
+		}
+	})
+	require.NoError(t, adhocdBin.err)
+	return adhocdBin.path
+}
 
 // TestBenchSmall runs the whole benchmark against a freshly built adhocd
 // with 20 sessions on loopback, so that CI notices when the tool or the
@@ -19,8 +50,7 @@ func TestBenchSmall(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin, err := buildAdhocd(ctx, t.TempDir())
-	require.NoError(t, err)
+	bin := buildOnce(ctx, t)
 
 	cfg := config{
 		adhocd: bin, data: t.TempDir(), users: 10, sessions: 20, concurrency: 4, sources: 3,
@@ -57,4 +87,86 @@ func TestBenchSmall(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, rep.AccountsCreated)
 	assert.Equal(t, 20, rep.Login.OK, "login errors: %v", rep.Login.Errors)
+}
+
+// TestBenchEndUserSession runs --mode end-user-session with 20 users and 4
+// callers, then one caller with --relogin, against a freshly built adhocd.
+// It checks that every user is ended with the right answer and that every
+// client sees its stream error and its socket closed, never timings.
+func TestBenchEndUserSession(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs adhocd")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin := buildOnce(ctx, t)
+
+	cfg := config{
+		mode: modeEndUserSession, adhocd: bin, data: t.TempDir(), users: 20, sessions: 20, concurrency: 4, sources: 3,
+		settle: 2 * time.Second, password: "test-password", adminPassword: "test-admin-password",
+		callers: 4, clientClose: true, warmup: true, floor: true,
+	}
+	rep, err := bench(ctx, cfg, t.Logf)
+	require.NoError(t, err)
+	require.NotNil(t, rep)
+	e := rep.EndUserSession
+	require.NotNil(t, e)
+
+	assert.Equal(t, 20, rep.Login.OK, "login errors: %v", rep.Login.Errors)
+	assert.Equal(t, 20, e.Requests)
+	assert.Equal(t, 20, e.Adhocd.OK, "errors: %v", e.Adhocd.Errors)
+	assert.Zero(t, e.Adhocd.Failed)
+	assert.LessOrEqual(t, e.AdhocdConns, int64(4), "keep-alive: at most one connection per caller")
+	assert.Equal(t, 20, e.StreamError.N, "missing stream errors: %v", e.StreamError.Why)
+	assert.Equal(t, 20, e.SocketClosed.N, "missing socket closes: %v", e.SocketClosed.Why)
+	assert.Zero(t, e.StreamError.Missing)
+	assert.Positive(t, e.SocketClosed.P50MS)
+	if e.OnlineBefore != nil && e.OnlineAfter != nil {
+		assert.Equal(t, 20, *e.OnlineBefore)
+		assert.Equal(t, 0, *e.OnlineAfter)
+	}
+	require.NotNil(t, e.Floor)
+	assert.Equal(t, 20, e.Floor.OK, "no-op errors: %v", e.Floor.Errors)
+	assert.Positive(t, e.RatioPct)
+	assert.Zero(t, rep.ServerErrors, "server log: %v", rep.ServerLogSample)
+
+	var out strings.Builder
+	rep.print(&out)
+	assert.Contains(t, out.String(), "adhocd:   20 ok, 0 failed")
+	assert.Contains(t, out.String(), "no-op:    20 ok, 0 failed")
+
+	// One caller, more requests than users: ended users log in again, and
+	// the number online stays the same. The data directory (and the admin
+	// account in it) is reused.
+	cfg.users, cfg.sessions, cfg.callers, cfg.requests, cfg.relogin, cfg.floor = 5, 5, 1, 12, true, false
+	rep, err = bench(ctx, cfg, t.Logf)
+	require.NoError(t, err)
+	e = rep.EndUserSession
+	require.NotNil(t, e)
+	assert.Equal(t, 12, e.Adhocd.OK, "errors: %v", e.Adhocd.Errors)
+	assert.Equal(t, 12, e.SocketClosed.N, "missing socket closes: %v", e.SocketClosed.Why)
+	assert.Equal(t, int64(1), e.AdhocdConns)
+	assert.Nil(t, e.Floor)
+	if e.OnlineAfter != nil {
+		assert.Equal(t, 5, *e.OnlineAfter)
+	}
+}
+
+func TestParseFlagsEndUserSession(t *testing.T) {
+	cfg, err := parseFlags([]string{"--mode", "end-user-session", "--users", "50"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 50, cfg.users)
+	assert.Equal(t, 50, cfg.sessions, "one session per user")
+	assert.Equal(t, 50, cfg.requests, "one request per user")
+	assert.Equal(t, 16, cfg.callers)
+	assert.True(t, cfg.clientClose)
+
+	_, err = parseFlags([]string{"--mode", "end-user-session", "--users", "10", "--requests", "200"}, io.Discard)
+	assert.ErrorContains(t, err, "--relogin")
+	cfg, err = parseFlags([]string{"--mode", "end-user-session", "--users", "10", "--requests", "200", "--relogin", "--callers", "1"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 200, cfg.requests)
+
+	_, err = parseFlags([]string{"--mode", "nonsense"}, io.Discard)
+	assert.Error(t, err)
 }

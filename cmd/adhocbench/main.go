@@ -5,6 +5,12 @@
 //
 //	adhocbench --sessions 10000 --concurrency 32 --hold 2m
 //
+// With --mode end-user-session it logs one session in per user and then
+// ends them over HTTP (XEP-0133 end-user-session at /rest/adhoc), with a
+// no-op echo handler in the tool as the floor:
+//
+//	adhocbench --mode end-user-session --users 10000 --callers 16
+//
 // It provisions the accounts before the server starts, derives each client's
 // SCRAM keys before the timed phase (RFC 5802 §5.1: clients cache them), and
 // spreads its connections over the source addresses 127.0.0.1..127.0.0.N.
@@ -39,7 +45,23 @@ type config struct {
 	resume      bool          // TLS session resumption
 	password    string        // of every benchmark account
 	jsonOut     bool
+
+	mode          string // modeLogin or modeEndUserSession
+	adminPassword string // of admin@localhost, given to the server as ADHOCD_ADMIN_PASSWORD
+	callers       int    // concurrent HTTP callers
+	requests      int    // end-user-session requests; 0: one per user
+	relogin       bool   // log an ended user in again, so the number online stays the same
+	clientClose   bool   // clients answer the stream error with </stream:stream>
+	warmup        bool   // one untimed request per caller first
+	floor         bool   // also time the no-op handler
+	perf          string // perf record the server during the HTTP phase into this file
 }
+
+// Modes.
+const (
+	modeLogin          = "login"
+	modeEndUserSession = "end-user-session"
+)
 
 const usage = `Usage: adhocbench [flags]
 
@@ -66,6 +88,28 @@ The server inherits the environment: with GODEBUG=gctrace=1 the report shows
 its last GC line (live heap and stack in use), and GOGC or GOMEMLIMIT apply.
 CPU per connect is read from /proc (10ms ticks); "other processes" is the
 share of the machine used by anything else during the phase (noise).
+
+--mode end-user-session: --users N accounts (default --sessions), each
+logged in with one session (resource r<i>) as in step 2, each connection
+read in the background by the tool. Then --callers HTTP callers (keep-alive)
+POST JSON end-user-session requests for one user each to
+/rest/adhoc/sess-man@localhost as admin@localhost (Basic auth; the server
+gets ADHOCD_ADMIN_PASSWORD), taking the users in turn from a shared index,
+until --requests are done (default: every user). Every answer must be 200
+with the single Notes line "Operation successful for user <user>/r<i>".
+Reported: requests/s over the wall time of the phase, latency p50/p99/max
+(request sent to response read), and for the ended clients the time from
+their request being sent until they read the stream error, and until their
+socket read failed (p50/p99). A client answers the stream error with
+</stream:stream> as a polite client does (--client-close), and the server
+then closes at once; without it, the server waits its kick grace (2s).
+With --floor, the same requests (same bodies, callers and count) then go to
+a no-op echo handler in this process: the floor, and the ratio.
+--relogin logs every ended user in again (not timed) so the number online
+stays --users; --requests may then exceed --users (users are reused in
+turn). Compare one caller ending users among 10 and among 10,000 online:
+  adhocbench --mode end-user-session --users 10 --callers 1 --requests 200 --relogin
+  adhocbench --mode end-user-session --users 10000 --callers 1 --requests 200 --relogin
 
 Flags:
 `
@@ -103,8 +147,24 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.resume, "resume", false, "use a TLS session cache (resumed handshakes); default: every handshake is full")
 	fs.StringVar(&cfg.password, "password", "adhocbench-password", "password of every benchmark account")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the report as JSON instead of text")
+	fs.StringVar(&cfg.mode, "mode", modeLogin, "login: log sessions in, hold, ping, close; end-user-session: log --users in with one session each and end them over HTTP")
+	fs.StringVar(&cfg.adminPassword, "admin-password", "adhocbench-admin", "password of admin@localhost (ADHOCD_ADMIN_PASSWORD of the server; set in the store when the admin exists)")
+	fs.IntVar(&cfg.callers, "callers", 16, "end-user-session: concurrent HTTP callers")
+	fs.IntVar(&cfg.requests, "requests", 0, "end-user-session: requests, each ending one user; 0: one per user")
+	fs.BoolVar(&cfg.relogin, "relogin", false, "end-user-session: log each ended user in again (not timed), so the number online stays --users")
+	fs.BoolVar(&cfg.clientClose, "client-close", true, "end-user-session: clients answer the server's stream error with </stream:stream>")
+	fs.BoolVar(&cfg.warmup, "warmup", true, "end-user-session: each caller first sends one untimed request (for a user who is not online)")
+	fs.BoolVar(&cfg.floor, "floor", true, "end-user-session: also time the same requests against a no-op echo handler in this process")
+	fs.StringVar(&cfg.perf, "perf", "", "end-user-session: run perf record -g on the server during the HTTP phase, into this file")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	if cfg.mode == modeEndUserSession {
+		// One session per user: --users sets both.
+		if cfg.users == 0 {
+			cfg.users = cfg.sessions
+		}
+		cfg.sessions = cfg.users
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -113,9 +173,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, errors.New("--sessions and --concurrency must be positive, --users not negative")
 	case cfg.sources < 1 || cfg.sources > 254:
 		return cfg, errors.New("--sources must be 1..254")
+	case cfg.mode != modeLogin && cfg.mode != modeEndUserSession:
+		return cfg, fmt.Errorf("--mode %q: want %s or %s", cfg.mode, modeLogin, modeEndUserSession)
+	case cfg.callers < 1 || cfg.requests < 0:
+		return cfg, errors.New("--callers must be positive, --requests not negative")
+	case cfg.mode == modeEndUserSession && cfg.requests > cfg.users && !cfg.relogin:
+		return cfg, fmt.Errorf("--requests %d is more than --users %d: each request ends a different online user (or use --relogin)", cfg.requests, cfg.users)
 	}
 	if cfg.users == 0 || cfg.users > cfg.sessions {
 		cfg.users = cfg.sessions
+	}
+	if cfg.requests == 0 {
+		cfg.requests = cfg.users
 	}
 	return cfg, nil
 }

@@ -59,8 +59,9 @@ func freePort() (string, error) {
 }
 
 // startServer runs bin serve on 127.0.0.1 ports and waits until /healthz
-// answers. The plain c2s listener is disabled.
-func startServer(ctx context.Context, bin, data string, idle time.Duration) (*server, error) {
+// answers. The plain c2s listener is disabled. env is added to the
+// environment the server inherits.
+func startServer(ctx context.Context, bin, data string, idle time.Duration, env ...string) (*server, error) {
 	var err error
 	s := &server{logPath: filepath.Join(data, "adhocd.log"), done: make(chan struct{})}
 	if s.tlsAddr, err = freePort(); err != nil {
@@ -75,6 +76,7 @@ func startServer(ctx context.Context, bin, data string, idle time.Duration) (*se
 	}
 	s.cmd = exec.Command(bin, "serve", "--data", data, "--c2s=", "--c2s-tls", s.tlsAddr,
 		"--http", s.httpAddr, "--log-level", "warn", "--idle-timeout", idle.String())
+	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Stdout = io.Discard // the admin password it prints on first start
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {

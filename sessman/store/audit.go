@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -46,6 +47,11 @@ const (
 // The entry is committed with synchronous=FULL, like every write: once
 // AppendAudit returns, the entry survives a crash, so call it before the
 // action is acknowledged.
+//
+// Concurrent calls are committed together (group commit): the first caller
+// writes every entry queued so far in one transaction, with one fsync, while
+// later callers queue for the next one; each caller returns only once its
+// own entry is on disk.
 func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) (int64, error) {
 	if e.Actor == "" || e.Action == "" {
 		return 0, fmt.Errorf("%w: an audit entry needs an actor and an action", ErrInvalid)
@@ -53,45 +59,102 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) (int64, error) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	targets := e.Targets
-	if targets == nil {
-		targets = []string{}
+	if e.Targets == nil {
+		e.Targets = []string{}
 	}
-	targetsJSON, err := json.Marshal(targets)
+	req := &auditWrite{entry: e, done: make(chan struct{})}
+	a := &db.audit
+	a.mu.Lock()
+	a.queue = append(a.queue, req)
+	lead := !a.writing
+	a.writing = true
+	a.mu.Unlock()
+	if lead {
+		db.writeAuditBatches()
+	}
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+		// The entry may still be written; the caller must not acknowledge.
+		return 0, fmt.Errorf("store: append audit %s: %w", e.Action, ctx.Err())
+	}
+	if req.err != nil {
+		return 0, fmt.Errorf("store: append audit %s: %w", e.Action, req.err)
+	}
+	return req.id, nil
+}
+
+// auditLog is the group-commit queue of AppendAudit.
+type auditLog struct {
+	mu      sync.Mutex
+	queue   []*auditWrite
+	writing bool // a caller is writing batches
+}
+
+type auditWrite struct {
+	entry AuditEntry
+	id    int64
+	err   error
+	done  chan struct{}
+}
+
+// writeAuditBatches writes queued entries, a batch per transaction, until
+// the queue is empty.
+func (db *DB) writeAuditBatches() {
+	a := &db.audit
+	for {
+		a.mu.Lock()
+		batch := a.queue
+		a.queue = nil
+		if len(batch) == 0 {
+			a.writing = false
+			a.mu.Unlock()
+			return
+		}
+		a.mu.Unlock()
+		// Not the caller's context: the batch holds other callers' entries.
+		err := db.inTx(context.Background(), func(tx *sql.Tx) error {
+			return insertAudit(tx, batch)
+		})
+		for _, w := range batch {
+			if err != nil {
+				w.err, w.id = err, 0
+			}
+			close(w.done)
+		}
+	}
+}
+
+// insertAudit inserts a batch of entries and their targets.
+func insertAudit(tx *sql.Tx, batch []*auditWrite) error {
+	entry, err := tx.Prepare(`INSERT INTO audit (time, actor, auth, action, targets, outcome, detail, remote_addr, request_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`) // RETURNING: SQLite 3.35+ and PostgreSQL
 	if err != nil {
-		return 0, fmt.Errorf("store: append audit %s: %w", e.Action, err)
+		return err
 	}
-	var id int64
-	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		// RETURNING: SQLite 3.35+ and PostgreSQL.
-		err := tx.QueryRowContext(ctx,
-			`INSERT INTO audit (time, actor, auth, action, targets, outcome, detail, remote_addr, request_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
-			e.Time.UnixMilli(), e.Actor, e.Auth, e.Action, string(targetsJSON), e.Outcome, e.Detail,
-			e.RemoteAddr, e.RequestID).Scan(&id)
+	defer entry.Close()
+	target, err := tx.Prepare(`INSERT INTO audit_targets (audit_id, target) VALUES ($1, $2) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	for _, w := range batch {
+		e := w.entry
+		targetsJSON, err := json.Marshal(e.Targets)
 		if err != nil {
 			return err
 		}
-		if len(targets) == 0 {
-			return nil
-		}
-		stmt, err := tx.PrepareContext(ctx,
-			`INSERT INTO audit_targets (audit_id, target) VALUES ($1, $2) ON CONFLICT DO NOTHING`)
-		if err != nil {
+		if err := entry.QueryRow(e.Time.UnixMilli(), e.Actor, e.Auth, e.Action, string(targetsJSON), e.Outcome, e.Detail,
+			e.RemoteAddr, e.RequestID).Scan(&w.id); err != nil {
 			return err
 		}
-		defer stmt.Close()
-		for _, t := range targets {
-			if _, err := stmt.ExecContext(ctx, id, t); err != nil {
+		for _, t := range e.Targets {
+			if _, err := target.Exec(w.id, t); err != nil {
 				return err
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("store: append audit %s: %w", e.Action, err)
 	}
-	return id, nil
+	return nil
 }
 
 // Audit returns the number of entries q selects and one page of them,

@@ -202,3 +202,37 @@ func TestAppendAuditConcurrent(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, n, total)
 }
+
+// TestAuditGroupCommit appends from many goroutines at once: every caller
+// gets its own increasing id back only once its entry can be read.
+func TestAuditGroupCommit(t *testing.T) {
+	db, _ := openTemp(t)
+	ctx := t.Context()
+	const n = 64
+	ids := make(chan int64, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := db.AppendAudit(ctx, store.AuditEntry{Actor: "a", Action: "x", Targets: []string{fmt.Sprintf("t%d", i)}})
+			assert.NoError(t, err)
+			_, got, err := db.Audit(ctx, store.AuditQuery{Target: fmt.Sprintf("t%d", i)})
+			assert.NoError(t, err)
+			if assert.Len(t, got, 1) {
+				assert.Equal(t, id, got[0].ID, "readable when AppendAudit returns")
+			}
+			ids <- id
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[int64]bool{}
+	for id := range ids {
+		assert.False(t, seen[id], "ids are distinct")
+		seen[id] = true
+	}
+	total, _, err := db.Audit(ctx, store.AuditQuery{})
+	require.NoError(t, err)
+	assert.Equal(t, n, total)
+}

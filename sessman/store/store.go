@@ -131,7 +131,8 @@ CREATE TABLE audit_targets (
 // DB is an open account database.
 // It is safe for concurrent use.
 type DB struct {
-	sql *sql.DB
+	sql   *sql.DB
+	audit auditLog
 }
 
 // Open opens the SQLite database at path, creating the file (mode 0600) and
