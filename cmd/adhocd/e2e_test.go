@@ -126,8 +126,16 @@ type daemon struct {
 // returns once it has logged "started". It is stopped at cleanup.
 func startDaemon(t *testing.T, dir string) *daemon {
 	t.Helper()
-	cmd := exec.Command(adhocdBinary(t), "serve", "--data", dir,
-		"--c2s", "127.0.0.1:0", "--c2s-tls", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "debug")
+	return startDaemonWith(t, dir)
+}
+
+// startDaemonWith is startDaemon with extra `adhocd serve` flags (such as
+// --pusher-app or --rate).
+func startDaemonWith(t *testing.T, dir string, extra ...string) *daemon {
+	t.Helper()
+	args := append([]string{"serve", "--data", dir,
+		"--c2s", "127.0.0.1:0", "--c2s-tls", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "debug"}, extra...)
+	cmd := exec.Command(adhocdBinary(t), args...)
 	cmd.Env = childEnv("ADHOCD_ADMIN_PASSWORD=" + e2eAdminPassword)
 	cmd.Stdout = testLogWriter{t, "adhocd stdout"}
 	stderr, err := cmd.StderrPipe()
@@ -171,7 +179,7 @@ func startDaemon(t *testing.T, dir string) *daemon {
 	select {
 	case d.addrs = <-started:
 	case <-d.exited:
-		t.Fatalf("adhocd serve exited before it started: %s", cmd.ProcessState)
+		t.Fatalf("adhocd serve %s exited before it started: %s", strings.Join(extra, " "), cmd.ProcessState)
 	case <-time.After(30 * time.Second):
 		t.Fatal("adhocd serve did not log \"started\" within 30s")
 	}

@@ -7,7 +7,6 @@ package main
 // Pusher's official server SDK for Node.js (testdata/clients).
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -36,66 +35,6 @@ import (
 
 	"github.com/adhocd/adhocd/transport/limit"
 )
-
-// startDaemonWith is startDaemon with extra `adhocd serve` flags (such as
-// --pusher-app or --rate), which startDaemon has no way to pass.
-func startDaemonWith(t *testing.T, dir string, extra ...string) *daemon {
-	t.Helper()
-	args := append([]string{"serve", "--data", dir,
-		"--c2s", "127.0.0.1:0", "--c2s-tls", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "debug"}, extra...)
-	cmd := exec.Command(adhocdBinary(t), args...)
-	cmd.Env = childEnv("ADHOCD_ADMIN_PASSWORD=" + e2eAdminPassword)
-	cmd.Stdout = testLogWriter{t, "adhocd stdout"}
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	d := &daemon{cmd: cmd, dir: dir, exited: make(chan struct{})}
-
-	started := make(chan map[string]string, 1)
-	drained := make(chan struct{})
-	go func() {
-		defer close(drained)
-		addrs := map[string]string{}
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			t.Logf("adhocd: %s", sc.Text())
-			var entry struct {
-				Component  string `json:"component"`
-				ListenAddr string `json:"listen_addr"`
-				Message    string `json:"message"`
-			}
-			if json.Unmarshal(sc.Bytes(), &entry) != nil || addrs == nil {
-				continue
-			}
-			switch {
-			case entry.Message == "listening" && entry.ListenAddr != "":
-				addrs[entry.Component] = entry.ListenAddr
-			case entry.Component == "adhocd" && entry.Message == "started":
-				started <- addrs
-				addrs = nil // keep draining, parse no more
-			}
-		}
-	}()
-	go func() {
-		<-drained      // Wait closes the pipe: read it to the end first
-		_ = cmd.Wait() // the exit status is read from cmd.ProcessState
-		close(d.exited)
-	}()
-	t.Cleanup(func() { d.stop(t) })
-
-	select {
-	case d.addrs = <-started:
-	case <-d.exited:
-		t.Fatalf("adhocd serve %s exited before it started: %s", strings.Join(extra, " "), cmd.ProcessState)
-	case <-time.After(30 * time.Second):
-		t.Fatal("adhocd serve did not log \"started\" within 30s")
-	}
-	for _, c := range []string{"c2s", "c2s-tls", "http"} {
-		require.NotEmpty(t, d.addrs[c], "no listen_addr logged for %s", c)
-	}
-	return d
-}
 
 // apiSession is a session as the session API shows it.
 type apiSession struct {
