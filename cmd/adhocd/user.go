@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -85,7 +83,7 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 	}
 
-	db, err := openUserStore(opts)
+	db, err := openStore("user "+opts.sub, opts.data, opts.sub == "add")
 	if err != nil {
 		return err
 	}
@@ -165,27 +163,6 @@ func accountJID(s string, served map[string]bool, domainFlag string) (jid.JID, e
 		return jid.JID{}, fmt.Errorf("%q: domain %s is not served here (--domain %s)", s, j.Domainpart(), domainFlag)
 	}
 	return j, nil
-}
-
-// openUserStore opens the database of the data directory.
-// add creates the directory (0700) and the database; the other commands
-// need an existing database, so that a mistyped --data is not taken for an
-// empty one.
-func openUserStore(opts userOptions) (*store.DB, error) {
-	path := filepath.Join(opts.data, "adhocd.db")
-	if opts.sub == "add" {
-		if err := os.MkdirAll(opts.data, 0o700); err != nil {
-			return nil, fmt.Errorf("user add: data directory: %w", err)
-		}
-	} else if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("user %s: no database at %s (--data %s); 'adhocd user add' or 'adhocd serve' creates it",
-			opts.sub, path, opts.data)
-	}
-	db, err := store.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("user %s: %w", opts.sub, err)
-	}
-	return db, nil
 }
 
 // userDo runs the subcommand on the open store.

@@ -121,7 +121,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			if wait := s.failures.Check(failKeys...); wait > 0 {
 				return tooMany(c, wait, "Too many failed logins")
 			}
-			who, err = s.creds.check(ctx, s.accounts, user, password)
+			who, err = s.creds.check(ctx, s.cfg.Accounts, user, password)
 		}
 		if err != nil {
 			if e := adhoc.AsError(err); e.Condition == stanza.NotAuthorized {

@@ -76,7 +76,6 @@ type Server struct {
 	echo       *echo.Echo
 	srv        *http.Server
 	log        zerolog.Logger
-	accounts   Accounts
 	creds      *credCache
 }
 
@@ -94,7 +93,6 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 		echo:       e,
 		srv:        &http.Server{Handler: e, ReadHeaderTimeout: cfg.ReadHeaderTimeout},
 		log:        logger.With().Str("component", "http").Logger(),
-		accounts:   cfg.Accounts,
 		creds:      newCredCache(cfg.CredentialTTL),
 		failures:   cfg.Failures,
 		rates:      cfg.Rates,

@@ -208,6 +208,17 @@ func (s *Server) end(c echo.Context, user jid.JID, o endOptions, req EndRequest)
 	return s.cfg.Sessions.EndSessions(c.Request().Context(), req)
 }
 
+// endInput reads what every delete takes: the user in the path, whom the
+// caller must be allowed to act on, and the end options.
+func (s *Server) endInput(c echo.Context) (jid.JID, endOptions, error) {
+	user, err := pathUser(c)
+	if err != nil {
+		return jid.JID{}, endOptions{}, err
+	}
+	o, err := s.readEndOptions(c)
+	return user, o, err
+}
+
 type endCount struct {
 	Count int `json:"count"`
 }
@@ -215,11 +226,7 @@ type endCount struct {
 // deleteSession answers DELETE /rest/users/{jid}/sessions/{id}: it ends the
 // session and returns it as it was.
 func (s *Server) deleteSession(c echo.Context) error {
-	user, err := pathUser(c)
-	if err != nil {
-		return err
-	}
-	o, err := s.readEndOptions(c)
+	user, o, err := s.endInput(c)
 	if err != nil {
 		return err
 	}
@@ -240,11 +247,7 @@ func (s *Server) deleteSession(c echo.Context) error {
 // deleteSessions answers DELETE /rest/users/{jid}/sessions with
 // {"sessions": [ids]}: unknown ids are ignored but count toward the limit.
 func (s *Server) deleteSessions(c echo.Context) error {
-	user, err := pathUser(c)
-	if err != nil {
-		return err
-	}
-	o, err := s.readEndOptions(c)
+	user, o, err := s.endInput(c)
 	if err != nil {
 		return err
 	}
@@ -264,11 +267,7 @@ func (s *Server) deleteSessions(c echo.Context) error {
 // deleteAllSessions answers DELETE /rest/users/{jid}/sessions/all, with
 // ?except={id} to keep one (log out everywhere else).
 func (s *Server) deleteAllSessions(c echo.Context) error {
-	user, err := pathUser(c)
-	if err != nil {
-		return err
-	}
-	o, err := s.readEndOptions(c)
+	user, o, err := s.endInput(c)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -89,7 +90,7 @@ func (k keysAdapter) APIKey(ctx context.Context, secret string) (httpapi.APIKey,
 	switch {
 	case err == nil:
 		return httpapi.APIKey{Name: key.Name, Domain: key.Domain, ReadOnly: key.ReadOnly}, nil
-	case strings.Contains(err.Error(), "revoked"):
+	case errors.Is(err, store.ErrRevoked):
 		return httpapi.APIKey{}, httpapi.ErrKeyRevoked
 	}
 	return httpapi.APIKey{}, httpapi.ErrBadCredentials
