@@ -267,11 +267,7 @@ func (db *DB) credentials(ctx context.Context, key, hash string) (SCRAMKeys, boo
 		salt, storedKey, serverKey string
 		keys                       SCRAMKeys
 	)
-	err := db.sql.QueryRowContext(ctx,
-		`SELECT a.disabled, c.salt, c.iterations, c.stored_key, c.server_key
-		FROM accounts a JOIN scram_credentials c ON c.jid = a.jid
-		WHERE a.jid = $1 AND c.hash = $2`,
-		key, hash).Scan(&disabled, &salt, &keys.Iterations, &storedKey, &serverKey)
+	err := db.stmt.credentials.QueryRowContext(ctx, key, hash).Scan(&disabled, &salt, &keys.Iterations, &storedKey, &serverKey)
 	if errors.Is(err, sql.ErrNoRows) {
 		return SCRAMKeys{}, false, fmt.Errorf("%w: %s", ErrNotFound, key)
 	}

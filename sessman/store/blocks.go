@@ -64,8 +64,7 @@ func (db *DB) ActiveBlock(ctx context.Context, user jid.JID, now time.Time) (Blo
 		untilMS int64
 		reason  string
 	)
-	err := db.sql.QueryRowContext(ctx, `SELECT until_ms, reason FROM blocks WHERE jid = $1`, key).
-		Scan(&untilMS, &reason)
+	err := db.stmt.activeBlock.QueryRowContext(ctx, key).Scan(&untilMS, &reason)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Block{}, false, nil
 	}

@@ -132,7 +132,38 @@ CREATE TABLE audit_targets (
 // It is safe for concurrent use.
 type DB struct {
 	sql   *sql.DB
+	stmt  statements
 	audit auditLog
+}
+
+// statements are the queries of the hot paths (a login, an audited command),
+// prepared once: parsing them on every call cost SQLite more than running them.
+type statements struct {
+	credentials, activeBlock, auditEntry, auditTarget *sql.Stmt
+}
+
+// prepare prepares db.stmt; the schema must be migrated.
+func (db *DB) prepare(ctx context.Context) error {
+	for _, s := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&db.stmt.credentials, `SELECT a.disabled, c.salt, c.iterations, c.stored_key, c.server_key
+			FROM accounts a JOIN scram_credentials c ON c.jid = a.jid
+			WHERE a.jid = $1 AND c.hash = $2`},
+		{&db.stmt.activeBlock, `SELECT until_ms, reason FROM blocks WHERE jid = $1`},
+		// RETURNING: SQLite 3.35+ and PostgreSQL.
+		{&db.stmt.auditEntry, `INSERT INTO audit (time, actor, auth, action, targets, outcome, detail, remote_addr, request_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`},
+		{&db.stmt.auditTarget, `INSERT INTO audit_targets (audit_id, target) VALUES ($1, $2) ON CONFLICT DO NOTHING`},
+	} {
+		stmt, err := db.sql.PrepareContext(ctx, s.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", s.query, err)
+		}
+		*s.dst = stmt
+	}
+	return nil
 }
 
 // Open opens the SQLite database at path, creating the file (mode 0600) and
@@ -176,11 +207,21 @@ func Open(path string) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	if err := db.prepare(context.Background()); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
 	return db, nil
 }
 
 // Close closes the database.
 func (db *DB) Close() error {
+	for _, stmt := range []*sql.Stmt{db.stmt.credentials, db.stmt.activeBlock, db.stmt.auditEntry, db.stmt.auditTarget} {
+		if stmt != nil {
+			// Closing the pool below closes them anyway; only its error counts.
+			_ = stmt.Close()
+		}
+	}
 	if err := db.sql.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}

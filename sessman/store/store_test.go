@@ -26,7 +26,7 @@ import (
 )
 
 // openTemp opens a new database in a temporary directory, closed at cleanup.
-func openTemp(t *testing.T) (*store.DB, string) {
+func openTemp(t testing.TB) (*store.DB, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "adhocd.db")
 	db, err := store.Open(path)
