@@ -259,9 +259,11 @@ prolog:
 
 // JSON
 
+// decodeJSON parses the body once into generic values and then checks their
+// shape: parsing each level again into its own type cost several passes.
 func decodeJSON(r io.Reader) (adhoc.Request, error) {
 	dec := json.NewDecoder(r)
-	var top json.RawMessage
+	var top any
 	if err := dec.Decode(&top); err != nil {
 		if err == io.EOF {
 			return adhoc.Request{}, badRequest("The request body is empty.")
@@ -271,11 +273,11 @@ func decodeJSON(r io.Reader) (adhoc.Request, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return adhoc.Request{}, badRequest("The request body has data after the JSON object.")
 	}
-	obj, ok := object(top)
+	obj, ok := top.(map[string]any)
 	if !ok {
 		return adhoc.Request{}, badRequest(`The request body must be a JSON object with a "command" object.`)
 	}
-	cmd, ok := object(obj["command"])
+	cmd, ok := obj["command"].(map[string]any)
 	if !ok {
 		return adhoc.Request{}, badRequest(`The request body must be a JSON object with a "command" object.`)
 	}
@@ -296,9 +298,9 @@ func decodeJSON(r io.Reader) (adhoc.Request, error) {
 	}
 
 	var fields []adhoc.Field
-	if raw := cmd["fields"]; !isNull(raw) {
-		var items []json.RawMessage
-		if err := json.Unmarshal(raw, &items); err != nil {
+	if raw := cmd["fields"]; raw != nil {
+		items, ok := raw.([]any)
+		if !ok {
 			return adhoc.Request{}, badRequest("The fields must be an array.")
 		}
 		if len(items) > MaxFields {
@@ -315,8 +317,8 @@ func decodeJSON(r io.Reader) (adhoc.Request, error) {
 	return finish(node, sessionID, action, fields)
 }
 
-func decodeJSONField(i int, raw json.RawMessage) (adhoc.Field, error) {
-	obj, ok := object(raw)
+func decodeJSONField(i int, item any) (adhoc.Field, error) {
+	obj, ok := item.(map[string]any)
 	if !ok {
 		return adhoc.Field{}, badRequest("Field %d must be an object.", i+1)
 	}
@@ -329,62 +331,39 @@ func decodeJSONField(i int, raw json.RawMessage) (adhoc.Field, error) {
 		return adhoc.Field{}, badRequest("Field %d has no var.", i+1)
 	}
 	fd := adhoc.Field{Var: name}
-	raw = obj["value"]
-	if isNull(raw) {
+	switch v := obj["value"].(type) {
+	case nil:
 		return fd, nil
-	}
-	wrongType := badRequest("Field %s: value must be a string or an array of strings.", name)
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		fd.Values = []string{s}
+	case string:
+		fd.Values = []string{v}
 		return fd, nil
-	}
-	var list []json.RawMessage
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return adhoc.Field{}, wrongType
-	}
-	if len(list) > adhoc.MaxFieldValues {
-		return adhoc.Field{}, badRequest("Field %s has more than %d values.", name, adhoc.MaxFieldValues)
-	}
-	for _, el := range list {
-		var s string
-		if isNull(el) || json.Unmarshal(el, &s) != nil {
-			return adhoc.Field{}, wrongType
+	case []any:
+		if len(v) > adhoc.MaxFieldValues {
+			return adhoc.Field{}, badRequest("Field %s has more than %d values.", name, adhoc.MaxFieldValues)
 		}
-		fd.Values = append(fd.Values, s)
+		for _, el := range v {
+			s, ok := el.(string)
+			if !ok {
+				return adhoc.Field{}, badRequest("Field %s: value must be a string or an array of strings.", name)
+			}
+			fd.Values = append(fd.Values, s)
+		}
+		return fd, nil
+	default:
+		return adhoc.Field{}, badRequest("Field %s: value must be a string or an array of strings.", name)
 	}
-	return fd, nil
-}
-
-// object decodes a JSON object; ok is false for anything else.
-func object(raw json.RawMessage) (map[string]json.RawMessage, bool) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '{' {
-		return nil, false
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, false
-	}
-	return m, true
-}
-
-func isNull(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
-	return len(raw) == 0 || string(raw) == "null"
 }
 
 // optString reads an optional string key; null counts as absent.
-func optString(obj map[string]json.RawMessage, key, wrongType string) (string, error) {
-	raw := obj[key]
-	if isNull(raw) {
+func optString(obj map[string]any, key, wrongType string) (string, error) {
+	switch v := obj[key].(type) {
+	case nil:
 		return "", nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	case string:
+		return v, nil
+	default:
 		return "", badRequest("%s", wrongType)
 	}
-	return s, nil
 }
 
 func jsonSyntaxError(err error) error {
