@@ -5,7 +5,6 @@ package main
 // (Debian python3-slixmpp) as the sessions that get ended.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -30,6 +29,8 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
+
+	"github.com/adhocd/adhocd/transport/c2s/c2stest"
 )
 
 const (
@@ -282,110 +283,14 @@ func saslCondition(err error) string {
 	return ""
 }
 
-// slixmppScriptFromCmd is the slixmpp driver, relative to this package.
-const slixmppScriptFromCmd = "../../testdata/clients/slixmpp_client.py"
-
-// gatewaySlixmppPython returns a Python interpreter that can import
-// slixmpp, or skips the test (fails it when CI is set) as requireTool does.
-// The Debian package installs it for /usr/bin/python3, which may not be the
-// python3 first on PATH (pyenv, virtualenvs).
-func gatewaySlixmppPython(t *testing.T) string {
+// startSlixmpp logs in as full with slixmpp over STARTTLS on the daemon's
+// c2s port, trusting the daemon's certificate.
+func (d *daemon) startSlixmpp(t *testing.T, python string, full jid.JID, password string) *c2stest.Slixmpp {
 	t.Helper()
-	candidates := []string{"python3", "/usr/bin/python3"}
-	for _, c := range candidates {
-		path, err := exec.LookPath(c)
-		if err != nil {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = exec.CommandContext(ctx, path, "-c", "import slixmpp").Run()
-		cancel()
-		if err == nil {
-			return path
-		}
-	}
-	msg := fmt.Sprintf("no python3 among %v can import slixmpp: install the Debian package python3-slixmpp (apt-get install python3-slixmpp)", candidates)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// gatewaySlixmpp is a running slixmpp_client.py.
-type gatewaySlixmpp struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	lines  chan string   // stdout lines, closed at EOF
-	exited chan struct{} // closed once the process has exited
-}
-
-// startGatewaySlixmpp logs in as full over STARTTLS on the daemon's c2s
-// port, trusting the daemon's certificate.
-func (d *daemon) startGatewaySlixmpp(t *testing.T, python string, full jid.JID, password string) *gatewaySlixmpp {
-	t.Helper()
-	host, port, err := net.SplitHostPort(d.addrs["c2s"])
-	require.NoError(t, err)
-	args := []string{slixmppScriptFromCmd, "--jid", full.String(), "--host", host, "--port", port,
-		"--cafile", d.dir + "/cert.pem"}
-	if testing.Verbose() {
-		args = append(args, "--debug")
-	}
-	cmd := exec.Command(python, args...)
-	cmd.Env = childEnv("XMPP_PASSWORD="+password, "PYTHONUNBUFFERED=1")
-	cmd.Stderr = testLogWriter{t, "slixmpp"}
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-
-	c := &gatewaySlixmpp{t: t, cmd: cmd, lines: make(chan string, 1024), exited: make(chan struct{})}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-		_ = cmd.Wait() // after the last read, as Wait closes the pipe; the status is in cmd.ProcessState
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		_ = stdin.Close() // the script may be gone already
-		select {
-		case <-c.exited:
-		default:
-			// Still connected: the test failed before the end. Stop it.
-			_ = cmd.Process.Kill()
-			<-c.exited
-		}
+	return c2stest.StartSlixmpp(t, c2stest.SlixmppConfig{
+		Python: python, Addr: d.addrs["c2s"], JID: full, Password: password,
+		CAFile: d.dir + "/cert.pem", Timeout: gatewayWait,
 	})
-	return c
-}
-
-// next returns the next stdout line of the script.
-func (c *gatewaySlixmpp) next() string {
-	c.t.Helper()
-	select {
-	case line, ok := <-c.lines:
-		require.True(c.t, ok, "slixmpp_client.py closed its output")
-		c.t.Logf("slixmpp_client.py: %s", line)
-		return line
-	case <-time.After(gatewayWait):
-		c.t.Fatalf("slixmpp_client.py printed nothing for %s", gatewayWait)
-		return ""
-	}
-}
-
-// expectExit waits for the script to exit by itself with status 0.
-func (c *gatewaySlixmpp) expectExit() {
-	c.t.Helper()
-	select {
-	case <-c.exited:
-		assert.Equal(c.t, 0, c.cmd.ProcessState.ExitCode(), "slixmpp_client.py exit status: %s", c.cmd.ProcessState)
-	case <-time.After(gatewayWait):
-		c.t.Fatal("slixmpp_client.py did not exit after it was disconnected")
-	}
 }
 
 // healthSessions is the number of bound resources /healthz reports.
@@ -401,7 +306,7 @@ func (d *daemon) healthSessions(t *testing.T) int {
 }
 
 func TestE2EGatewayEndsMelliumAndSlixmppSessions(t *testing.T) {
-	python := gatewaySlixmppPython(t)
+	python := c2stest.SlixmppPython(t)
 	dir := t.TempDir()
 	userAdd(t, dir, "test@localhost", "test-secret")
 	d := startDaemon(t, dir)
@@ -411,9 +316,9 @@ func TestE2EGatewayEndsMelliumAndSlixmppSessions(t *testing.T) {
 	m2 := d.login(t, user, "test-secret", true)
 	m1Done, m2Done := served(m1), served(m2)
 	slixJID := jid.MustParse("test@localhost/slix")
-	slix := d.startGatewaySlixmpp(t, python, slixJID, "test-secret")
-	assert.Equal(t, "AUTH SCRAM-SHA-256", slix.next())
-	require.Equal(t, "READY test@localhost/slix", slix.next())
+	slix := d.startSlixmpp(t, python, slixJID, "test-secret")
+	assert.Equal(t, "AUTH SCRAM-SHA-256", slix.Next())
+	require.Equal(t, "READY test@localhost/slix", slix.Next())
 	require.NotEqual(t, m1.LocalAddr().String(), m2.LocalAddr().String(), "the server chose one resource twice")
 	require.Equal(t, 3, d.healthSessions(t), "bound resources before the request")
 
@@ -444,9 +349,9 @@ func TestE2EGatewayEndsMelliumAndSlixmppSessions(t *testing.T) {
 
 	expectStreamError(t, m1.LocalAddr(), m1Done, "policy-violation", reason)
 	expectStreamError(t, m2.LocalAddr(), m2Done, "policy-violation", reason)
-	assert.Equal(t, "STREAM_ERROR policy-violation "+reason, slix.next())
-	assert.Equal(t, "DISCONNECTED", slix.next())
-	slix.expectExit()
+	assert.Equal(t, "STREAM_ERROR policy-violation "+reason, slix.Next())
+	assert.Equal(t, "DISCONNECTED", slix.Next())
+	slix.ExpectExit()
 
 	// The seed's JSON request, verbatim but for the user: nobody is left.
 	resp = d.gatewayCall(t, http.MethodPost, "/rest/adhoc/sess-man%40localhost", e2eAdmin, e2eAdminPassword,

@@ -33,6 +33,7 @@ import (
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/transport/c2s/c2stest"
 	"github.com/adhocd/adhocd/transport/limit"
 )
 
@@ -340,7 +341,7 @@ func TestE2ESessionsPagination(t *testing.T) {
 }
 
 func TestE2ESessionsDelete(t *testing.T) {
-	python := gatewaySlixmppPython(t)
+	python := c2stest.SlixmppPython(t)
 	dir := t.TempDir()
 	userAdd(t, dir, "carol@localhost", "carol-secret")
 	d := startDaemon(t, dir)
@@ -354,9 +355,9 @@ func TestE2ESessionsDelete(t *testing.T) {
 		done[i] = served(m[i])
 	}
 	slixJID := jid.MustParse("carol@localhost/slix")
-	slix := d.startGatewaySlixmpp(t, python, slixJID, "carol-secret")
-	assert.Equal(t, "AUTH SCRAM-SHA-256", slix.next())
-	require.Equal(t, "READY carol@localhost/slix", slix.next())
+	slix := d.startSlixmpp(t, python, slixJID, "carol-secret")
+	assert.Equal(t, "AUTH SCRAM-SHA-256", slix.Next())
+	require.Equal(t, "READY carol@localhost/slix", slix.Next())
 
 	l := d.sessList(t, sessAdmin, "/rest/users/carol@localhost/sessions")
 	require.Equal(t, 6, l.Count, "%+v", l.Items)
@@ -424,9 +425,9 @@ func TestE2ESessionsDelete(t *testing.T) {
 		require.NotNil(t, c.Count, "%s", resp.body)
 		assert.Equal(t, 2, *c.Count, "only the two live sessions count: %s", resp.body)
 		expectStreamError(t, m[1].LocalAddr(), done[1], "policy-violation", reason)
-		assert.Equal(t, "STREAM_ERROR policy-violation "+reason, slix.next())
-		assert.Equal(t, "DISCONNECTED", slix.next())
-		slix.expectExit()
+		assert.Equal(t, "STREAM_ERROR policy-violation "+reason, slix.Next())
+		assert.Equal(t, "DISCONNECTED", slix.Next())
+		slix.ExpectExit()
 		assert.ElementsMatch(t, []string{id[2], id[3], id[4]}, d.sessList(t, sessAdmin, base).ids())
 	})
 
@@ -988,7 +989,7 @@ func (d *daemon) runPusherSDK(t *testing.T, node string, app sessPusherApp, user
 
 func TestE2ESessionsPusherTerminate(t *testing.T) {
 	node := requirePusherSDK(t)
-	python := gatewaySlixmppPython(t)
+	python := c2stest.SlixmppPython(t)
 	dir := t.TempDir()
 	userAdd(t, dir, "zed@localhost", "zed-secret")
 	userAdd(t, dir, "yan@localhost", "yan-secret")
@@ -999,9 +1000,9 @@ func TestE2ESessionsPusherTerminate(t *testing.T) {
 	m1, m2 := d.login(t, zed, "zed-secret", false), d.login(t, zed, "zed-secret", true)
 	m1Done, m2Done := served(m1), served(m2)
 	slixJID := jid.MustParse("zed@localhost/pusher-slix")
-	slix := d.startGatewaySlixmpp(t, python, slixJID, "zed-secret")
-	assert.Equal(t, "AUTH SCRAM-SHA-256", slix.next())
-	require.Equal(t, "READY "+slixJID.String(), slix.next())
+	slix := d.startSlixmpp(t, python, slixJID, "zed-secret")
+	assert.Equal(t, "AUTH SCRAM-SHA-256", slix.Next())
+	require.Equal(t, "READY "+slixJID.String(), slix.Next())
 	bystander := d.login(t, jid.MustParse("yan@localhost"), "yan-secret", false)
 	bystanderDone := served(bystander)
 	require.Equal(t, 3, d.sessList(t, sessAdmin, "/rest/users/zed@localhost/sessions").Count)
@@ -1012,10 +1013,10 @@ func TestE2ESessionsPusherTerminate(t *testing.T) {
 	text := expectStreamError(t, m1.LocalAddr(), m1Done, "policy-violation", "")
 	assert.NotEmpty(t, text)
 	expectStreamError(t, m2.LocalAddr(), m2Done, "policy-violation", "")
-	line := slix.next()
+	line := slix.Next()
 	assert.True(t, strings.HasPrefix(line, "STREAM_ERROR policy-violation"), "slixmpp saw %q", line)
-	assert.Equal(t, "DISCONNECTED", slix.next())
-	slix.expectExit()
+	assert.Equal(t, "DISCONNECTED", slix.Next())
+	slix.ExpectExit()
 	// adhocd ends the sessions before it answers (the seed lets a server do it
 	// later; adhocd does not).
 	l := d.sessList(t, sessAdmin, "/rest/users/zed@localhost/sessions")
