@@ -263,6 +263,7 @@ prolog:
 // shape: parsing each level again into its own type cost several passes.
 func decodeJSON(r io.Reader) (adhoc.Request, error) {
 	dec := json.NewDecoder(r)
+	dec.UseNumber() // a number is a wrong type below, never a float overflow here
 	var top any
 	if err := dec.Decode(&top); err != nil {
 		if err == io.EOF {
