@@ -26,8 +26,9 @@ const (
 )
 
 // readBufferSize is the size of each connection's read buffer. It is small
-// because it is held for the whole life of an idle session.
-const readBufferSize = 2048
+// because it is held for the whole life of an idle session; a larger stanza
+// only takes more reads (TLS already buffers a whole record).
+const readBufferSize = 512
 
 var (
 	errStreamClosed = errors.New("c2s: stream closed by peer")
