@@ -170,3 +170,15 @@ func TestParseFlagsEndUserSession(t *testing.T) {
 	_, err = parseFlags([]string{"--mode", "nonsense"}, io.Discard)
 	assert.Error(t, err)
 }
+
+func TestToolCeiling(t *testing.T) {
+	// 2 CPUs, 110 us of tool CPU per request: at most 18,182 requests/s,
+	// which is 50% of a 36,364 requests/s no-op.
+	perSecond, pct := toolCeiling(2, 110, 36364)
+	assert.InDelta(t, 18182, perSecond, 1)
+	assert.InDelta(t, 50, pct, 0.01)
+
+	perSecond, pct = toolCeiling(2, 0, 36364) // under one 10 ms tick: not measured
+	assert.Zero(t, perSecond)
+	assert.Zero(t, pct)
+}

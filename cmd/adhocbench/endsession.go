@@ -64,7 +64,11 @@ type endReport struct {
 	Floor      *phase  `json:"floor,omitempty"`
 	FloorConns int64   `json:"floor_http_connections,omitempty"`
 	RatioPct   float64 `json:"adhocd_pct_of_floor,omitempty"` // adhocd's requests/s over the floor's
-	Perf       string  `json:"perf_data,omitempty"`
+	// Ceiling is what a server costing no CPU could reach on this machine,
+	// given the tool's own CPU per request in the adhocd phase.
+	CeilingPerSecond float64 `json:"tool_ceiling_per_second,omitempty"`
+	CeilingPct       float64 `json:"tool_ceiling_pct_of_floor,omitempty"`
+	Perf             string  `json:"perf_data,omitempty"`
 }
 
 // spread summarises durations: how many were seen, how many were not
@@ -528,7 +532,23 @@ func endUserSessions(ctx context.Context, cfg config, rep *report, srv *server, 
 	if floor.PerSecond > 0 {
 		e.RatioPct = 100 * e.Adhocd.PerSecond / floor.PerSecond
 	}
+	e.CeilingPerSecond, e.CeilingPct = toolCeiling(rep.CPUs, e.Adhocd.ClientCPUUS, floor.PerSecond)
 	return nil
+}
+
+// toolCeiling is the rate a server costing no CPU at all could reach when
+// the tool shares the machine's cpus with it and spends toolCPUUS of CPU
+// per request, and that rate as a share of the no-op's floorPerSecond.
+// Both are 0 when the tool's CPU was not measured (under one 10 ms tick).
+func toolCeiling(cpus int, toolCPUUS, floorPerSecond float64) (perSecond, pctOfFloor float64) {
+	if cpus <= 0 || toolCPUUS <= 0 {
+		return 0, 0
+	}
+	perSecond = float64(cpus) * 1e6 / toolCPUUS
+	if floorPerSecond > 0 {
+		pctOfFloor = 100 * perSecond / floorPerSecond
+	}
+	return perSecond, pctOfFloor
 }
 
 // readErrorKind names how a read failed, without addresses.
@@ -579,6 +599,10 @@ func (e *endReport) print(w io.Writer) {
 		printHTTPPhase(w, "no-op", *e.Floor, e.FloorConns, false)
 		p("ratio:    adhocd at %.0f%% of the no-op handler's requests/s (p50 %.2f vs %.2f ms, p99 %.2f vs %.2f ms)",
 			e.RatioPct, e.Adhocd.P50MS, e.Floor.P50MS, e.Adhocd.P99MS, e.Floor.P99MS)
+		if e.CeilingPerSecond > 0 {
+			p("ceiling:  the tool alone used %.0f us per request on the CPUs it shares with the server: a server costing nothing could do %.0f requests/s here, %.0f%% of the no-op",
+				e.Adhocd.ClientCPUUS, e.CeilingPerSecond, e.CeilingPct)
+		}
 	}
 	if e.Perf != "" {
 		p("perf:     %s (perf report -i %s --children)", e.Perf, e.Perf)

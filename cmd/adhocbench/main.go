@@ -104,7 +104,10 @@ socket read failed (p50/p99). A client answers the stream error with
 </stream:stream> as a polite client does (--client-close), and the server
 then closes at once; without it, the server waits its kick grace (2s).
 With --floor, the same requests (same bodies, callers and count) then go to
-a no-op echo handler in this process: the floor, and the ratio.
+a no-op echo handler in this process: the floor, and the ratio. The
+"ceiling" line divides the CPUs by the tool's own CPU per request in the
+adhocd phase: the most a server costing nothing could reach while the tool
+and its clients share the machine with it.
 --relogin logs every ended user in again (not timed) so the number online
 stays --users; --requests may then exceed --users (users are reused in
 turn). Compare one caller ending users among 10 and among 10,000 online:
