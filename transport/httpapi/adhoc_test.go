@@ -23,6 +23,7 @@ import (
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/sessman/store"
 	"github.com/adhocd/adhocd/transport/httpapi"
+	"github.com/adhocd/adhocd/transport/limit"
 )
 
 // storeAccounts authenticates against the real account store; admins are
@@ -100,7 +101,9 @@ type gateway struct {
 	srv      *httpapi.Server
 }
 
-func newGateway(t *testing.T) *gateway {
+// newGateway builds the router over a real account store; opts adjust its
+// Config before it is built.
+func newGateway(t *testing.T, opts ...func(*httpapi.Config)) *gateway {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "adhocd.db"))
 	require.NoError(t, err)
@@ -134,10 +137,14 @@ func newGateway(t *testing.T) *gateway {
 		require.NoError(t, reg.Register(sm, c))
 	}
 	accounts := &storeAccounts{db: db}
-	srv := httpapi.New(httpapi.Config{
+	cfg := httpapi.Config{
 		Domain: "localhost", Commands: reg, Accounts: accounts,
 		BodyLimit: 4096, CommandTimeout: 50 * time.Millisecond,
-	}, zerolog.New(zerolog.NewTestWriter(t)))
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	srv := httpapi.New(cfg, zerolog.New(zerolog.NewTestWriter(t)))
 	return &gateway{handler: srv.Handler(), accounts: accounts, now: &now, srv: srv}
 }
 
@@ -297,6 +304,31 @@ func TestGatewayCachesVerifiedCredentials(t *testing.T) {
 
 	c.password = "other"
 	require.Equal(t, 401, g.do(t, c).Code, "a different password is not taken from the cache")
+}
+
+func TestGatewayAdminRates(t *testing.T) {
+	c := call{method: http.MethodPost, path: "/rest/adhoc/localhost", contentType: "application/json",
+		user: "admin@localhost", password: "secret", body: jsonCommand("ok")}
+	t.Run("limited", func(t *testing.T) {
+		g := newGateway(t, func(cfg *httpapi.Config) { cfg.AdminRates = limit.NewRates(1, 1) })
+		require.Equal(t, http.StatusOK, g.do(t, c).Code)
+		rec := g.do(t, c)
+		require.Equal(t, http.StatusTooManyRequests, rec.Code, rec.Body.String())
+		assert.NotEmpty(t, rec.Header().Get("Retry-After"))
+		assert.Equal(t, "resource-constraint", decodeError(t, rec.Body.String())["condition"])
+	})
+	t.Run("nil is unlimited", func(t *testing.T) {
+		// Rates limits non-admins only: an admin is not held to it.
+		g := newGateway(t, func(cfg *httpapi.Config) { cfg.Rates = limit.NewRates(1, 1) })
+		for range 5 {
+			rec := g.do(t, c)
+			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		}
+		u := call{method: http.MethodPost, path: "/rest/adhoc/localhost", contentType: "application/json",
+			user: "user@localhost", password: "userpw", body: jsonCommand("public")}
+		require.Equal(t, http.StatusOK, g.do(t, u).Code)
+		assert.Equal(t, http.StatusTooManyRequests, g.do(t, u).Code, "while a non-admin is")
+	})
 }
 
 // decodeError decodes an error body, JSON {"error","condition","type","specific"?}

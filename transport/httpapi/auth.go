@@ -104,7 +104,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		var err error
 		failKeys := []string{ipKey}
 		if secret := apiKeySecret(c.Request()); secret != "" {
-			if wait := s.failures.Check(ipKey); wait > 0 {
+			if wait := s.cfg.Failures.Check(ipKey); wait > 0 {
 				return tooMany(c, wait, "Too many failed logins from your address")
 			}
 			who, err = s.keyCaller(ctx, secret)
@@ -118,23 +118,23 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 				return errNoCredentials
 			}
 			failKeys = append(failKeys, limit.AccountKey(user.String()))
-			if wait := s.failures.Check(failKeys...); wait > 0 {
+			if wait := s.cfg.Failures.Check(failKeys...); wait > 0 {
 				return tooMany(c, wait, "Too many failed logins")
 			}
 			who, err = s.creds.check(ctx, s.cfg.Accounts, user, password)
 		}
 		if err != nil {
 			if e := adhoc.AsError(err); e.Condition == stanza.NotAuthorized {
-				s.failures.Fail(failKeys...)
+				s.cfg.Failures.Fail(failKeys...)
 			}
 			return err
 		}
 		if who.auth == "basic" {
-			s.failures.Succeed(limit.AccountKey(who.jid.String())) // as SASL does
+			s.cfg.Failures.Succeed(limit.AccountKey(who.jid.String())) // as SASL does
 		}
-		rates := s.rates
+		rates := s.cfg.Rates
 		if who.admin && who.auth == "basic" {
-			rates = s.adminRates // an admin script ending thousands of sessions is normal use
+			rates = s.cfg.AdminRates // an admin script ending thousands of sessions is normal use
 		}
 		if ok, wait := rates.Allow(who.name); !ok {
 			return tooMany(c, wait, "Too many requests")

@@ -43,7 +43,7 @@ func (s *Server) terminateConnections(c echo.Context) error {
 		return pusherError(c, http.StatusNotFound, "Application not found.")
 	}
 	ipKey := limit.AddrKey(c.Request().RemoteAddr)
-	if wait := s.failures.Check(ipKey); wait > 0 {
+	if wait := s.cfg.Failures.Check(ipKey); wait > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		return pusherError(c, http.StatusTooManyRequests, "Too many failed requests; try again later.")
 	}
@@ -52,7 +52,7 @@ func (s *Server) terminateConnections(c echo.Context) error {
 		return pusherError(c, http.StatusRequestEntityTooLarge, "Request body too large.")
 	}
 	if err := verifyPusher(c.Request(), body, app, time.Now()); err != nil {
-		s.failures.Fail(ipKey)
+		s.cfg.Failures.Fail(ipKey)
 		s.log.Debug().Err(err).Str("remote_addr", c.RealIP()).Msg("pusher request refused")
 		// Pusher's SDKs know one answer for every signing failure.
 		return pusherError(c, http.StatusUnauthorized, "Authentication failed: Invalid signature.")

@@ -69,9 +69,6 @@ func (cfg *Config) setDefaults() {
 // Server is the HTTP server.
 type Server struct {
 	cfg        Config
-	failures   *limit.Failures
-	rates      *limit.Rates
-	adminRates *limit.Rates
 	pusherApps map[string]PusherApp
 	echo       *echo.Echo
 	srv        *http.Server
@@ -94,8 +91,6 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 		srv:        &http.Server{Handler: e, ReadHeaderTimeout: cfg.ReadHeaderTimeout},
 		log:        logger.With().Str("component", "http").Logger(),
 		creds:      newCredCache(cfg.CredentialTTL),
-		failures:   cfg.Failures,
-		rates:      cfg.Rates,
 		pusherApps: make(map[string]PusherApp, len(cfg.PusherApps)),
 	}
 	for _, app := range cfg.PusherApps {
