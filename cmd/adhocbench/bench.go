@@ -186,7 +186,12 @@ func bench(ctx context.Context, cfg config, progress func(string, ...any)) (*rep
 		if rep.Held, err = srv.settle(ctx, cfg.settle); err != nil {
 			return rep, err
 		}
-		time.Sleep(2*time.Second - time.Since(loggedIn)) // nothing to synchronise with: the server's timer
+		// Nothing to synchronise with: the server's last-login timer.
+		select {
+		case <-time.After(2*time.Second - time.Since(loggedIn)):
+		case <-ctx.Done():
+			return rep, ctx.Err()
+		}
 		return rep, endUserSessions(ctx, cfg, rep, srv, d, creds, conns, progress)
 	}
 
@@ -320,10 +325,10 @@ func measure(pid, n, conc int, fn func(i int) (time.Duration, error)) phase {
 	if p.OK == 0 {
 		return p
 	}
-	slices.Sort(ok)
 	p.PerSecond = float64(p.OK) / p.Seconds
 	p.ServerCPUUS, p.ClientCPUUS = float64(srvCPU.Microseconds())/float64(p.OK), float64(cliCPU.Microseconds())/float64(p.OK)
-	p.P50MS, p.P99MS, p.MaxMS = ms(ok[(len(ok)-1)*50/100]), ms(ok[(len(ok)-1)*99/100]), ms(ok[len(ok)-1])
+	s := spreadOf(ok)
+	p.P50MS, p.P99MS, p.MaxMS = s.P50MS, s.P99MS, s.MaxMS
 	return p
 }
 

@@ -69,13 +69,12 @@ func TestBenchSmall(t *testing.T) {
 	assert.Positive(t, rep.Baseline.RSSKiB)
 	assert.Positive(t, rep.Held.RSSKiB)
 	assert.Zero(t, rep.ServerErrors, "server log: %v", rep.ServerLogSample)
-	if rep.Held.Sessions != nil {
-		assert.Equal(t, 20, *rep.Held.Sessions)
-	}
-	if rep.GoroutinesPerSess != nil {
-		// One goroutine per idle session, with some slack for the server's own.
-		assert.InDelta(t, 1.0, *rep.GoroutinesPerSess, 0.5)
-	}
+	// The server built here reports sessions and goroutines in /healthz.
+	require.NotNil(t, rep.Held.Sessions)
+	assert.Equal(t, 20, *rep.Held.Sessions)
+	require.NotNil(t, rep.GoroutinesPerSess)
+	// One goroutine per idle session, with some slack for the server's own.
+	assert.InDelta(t, 1.0, *rep.GoroutinesPerSess, 0.5)
 
 	var out strings.Builder
 	rep.print(&out)
@@ -121,10 +120,10 @@ func TestBenchEndUserSession(t *testing.T) {
 	assert.Equal(t, 20, e.SocketClosed.N, "missing socket closes: %v", e.SocketClosed.Why)
 	assert.Zero(t, e.StreamError.Missing)
 	assert.Positive(t, e.SocketClosed.P50MS)
-	if e.OnlineBefore != nil && e.OnlineAfter != nil {
-		assert.Equal(t, 20, *e.OnlineBefore)
-		assert.Equal(t, 0, *e.OnlineAfter)
-	}
+	require.NotNil(t, e.OnlineBefore)
+	require.NotNil(t, e.OnlineAfter)
+	assert.Equal(t, 20, *e.OnlineBefore)
+	assert.Equal(t, 0, *e.OnlineAfter)
 	require.NotNil(t, e.Floor)
 	assert.Equal(t, 20, e.Floor.OK, "no-op errors: %v", e.Floor.Errors)
 	assert.Positive(t, e.RatioPct)
@@ -147,9 +146,8 @@ func TestBenchEndUserSession(t *testing.T) {
 	assert.Equal(t, 12, e.SocketClosed.N, "missing socket closes: %v", e.SocketClosed.Why)
 	assert.Equal(t, int64(1), e.AdhocdConns)
 	assert.Nil(t, e.Floor)
-	if e.OnlineAfter != nil {
-		assert.Equal(t, 5, *e.OnlineAfter)
-	}
+	require.NotNil(t, e.OnlineAfter)
+	assert.Equal(t, 5, *e.OnlineAfter)
 }
 
 func TestParseFlagsEndUserSession(t *testing.T) {
