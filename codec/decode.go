@@ -41,6 +41,8 @@ const nsXML = "http://www.w3.org/XML/1998/namespace"
 // than MaxFields fields or adhoc.MaxFieldValues values in a field; an
 // unknown action matches adhoc.ErrMalformedAction.
 // The reader is not limited: the caller bounds the body size.
+// A successful decode has read r to io.EOF; an error reading r is kept as
+// the Err of the *adhoc.Error, for errors.As.
 func DecodeRequest(r io.Reader, f Format) (adhoc.Request, Format, error) {
 	if f == TigaseJSON {
 		req, err := decodeJSON(r)
@@ -272,7 +274,9 @@ func decodeJSON(r io.Reader) (adhoc.Request, error) {
 		return adhoc.Request{}, jsonSyntaxError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return adhoc.Request{}, badRequest("The request body has data after the JSON object.")
+		// err is kept: a body over the caller's limit fails here, and the
+		// caller tells that apart by it.
+		return adhoc.Request{}, &adhoc.Error{Condition: stanza.BadRequest, Text: "The request body has data after the JSON object.", Err: err}
 	}
 	obj, ok := top.(map[string]any)
 	if !ok {

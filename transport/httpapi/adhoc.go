@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 
@@ -97,10 +96,6 @@ func (s *Server) executeCommand(c echo.Context) error {
 	}
 	if err != nil {
 		return err
-	}
-	if _, err := io.Copy(io.Discard, body); errors.As(err, &tooLarge) {
-		return &adhoc.Error{Condition: stanza.PolicyViolation, Err: errBodyTooLarge,
-			Text: fmt.Sprintf("The request body is larger than the limit of %d bytes.", s.cfg.BodyLimit)}
 	}
 	c.Set(formatKey, dialect)
 

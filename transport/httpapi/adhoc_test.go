@@ -331,6 +331,22 @@ func TestGatewayAdminRates(t *testing.T) {
 	})
 }
 
+func TestGatewayTrailingDataOverLimitIs413(t *testing.T) {
+	g := newGateway(t)
+	for _, tc := range []struct{ name, contentType, body string }{
+		{"JSON", "application/json", `{"command":{"node":"ok"}}` + strings.Repeat(" ", 5000)},
+		{"XML", "application/xml", `<command><node>ok</node></command>` + strings.Repeat(" ", 5000)},
+		{"native XML", "application/xml", `<command xmlns="http://jabber.org/protocol/commands" node="ok"/>` + strings.Repeat(" ", 5000)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := g.do(t, call{method: http.MethodPost, path: "/rest/adhoc/localhost", contentType: tc.contentType,
+				user: "admin@localhost", password: "secret", body: tc.body})
+			require.Equal(t, http.StatusRequestEntityTooLarge, rec.Code, rec.Body.String())
+			assert.Contains(t, decodeError(t, rec.Body.String())["error"], "4096")
+		})
+	}
+}
+
 // decodeError decodes an error body, JSON {"error","condition","type","specific"?}
 // or XML <error><text/><condition/><type/><specific/></error>, into the JSON keys.
 func decodeError(t *testing.T, body string) map[string]string {
