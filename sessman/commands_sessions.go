@@ -42,7 +42,8 @@ func (m *Manager) endUserSession(ctx context.Context, vals adhoc.Values) ([]adho
 }
 
 // block refuses logins of users for seconds (a decimal string; empty: no
-// block), before their sessions are ended so that they cannot come back.
+// block), before their sessions are ended so that they cannot come back,
+// and tells OnAccountChange, so that cached credentials stop working too.
 func (m *Manager) block(ctx context.Context, users []jid.JID, seconds, reason string) error {
 	if seconds == "" {
 		return nil
@@ -58,6 +59,9 @@ func (m *Manager) block(ctx context.Context, users []jid.JID, seconds, reason st
 				return m.storeError(ctx, err, u)
 			}
 		}
+	}
+	if n > 0 {
+		m.changed(users, "account blocked")
 	}
 	return nil
 }

@@ -770,6 +770,7 @@ func TestSelfServiceReadOnlyAndAudit(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, blocked)
 	assert.WithinDuration(t, time.Now().Add(600*time.Second), b.Until, time.Minute)
+	assert.Equal(t, []string{"bob@localhost"}, e.accountChanges(), "a block drops cached credentials")
 	_, err = run(adhoc.Request{Admin: true, From: jid.MustParse("admin@localhost"), Fields: []adhoc.Field{field("accountjids", "bob@localhost"), field("block", "soon")}})
 	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.BadRequest})
 

@@ -41,6 +41,7 @@ func TestEndSessions(t *testing.T) {
 	_, blocked, err := e.db.ActiveBlock(ctx, alice, time.Now())
 	require.NoError(t, err)
 	assert.True(t, blocked)
+	assert.Equal(t, []string{"alice@localhost"}, e.accountChanges(), "a block drops cached credentials")
 
 	// Nothing online is no error; a foreign user is a bad request.
 	res, err = e.mgr.EndSessions(ctx, sessman.EndRequest{User: jid.MustParse("carol@localhost"), All: true, Origin: origin})

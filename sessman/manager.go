@@ -32,9 +32,9 @@ type ManagerConfig struct {
 	// older is idle. Default DefaultActiveWindow.
 	ActiveWindow time.Duration
 	// OnAccountChange, if set, is called with the bare JID of every account
-	// that a command added, deleted, disabled, re-enabled or gave a new
-	// password, right after the store committed the change, so that cached
-	// credentials can be dropped.
+	// that a command added, deleted, disabled, re-enabled, blocked or gave a
+	// new password, right after the store committed the change, so that
+	// cached credentials can be dropped.
 	OnAccountChange func(user jid.JID)
 }
 

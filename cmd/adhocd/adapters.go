@@ -79,11 +79,12 @@ type httpAccounts struct {
 func (a httpAccounts) VerifyPassword(ctx context.Context, user jid.JID, password string) error {
 	err := a.db.VerifyPassword(ctx, user, password)
 	if err == nil {
-		if _, blocked, berr := a.db.ActiveBlock(ctx, user, time.Now()); berr != nil || blocked {
-			err = berr
-			if blocked {
-				err = store.ErrDisabled // a block refuses HTTP logins as it refuses XMPP ones
-			}
+		// A block refuses HTTP logins as it refuses XMPP ones. The server
+		// caches verified passwords, but setting a block invalidates them
+		// (sessman tells ManagerConfig.OnAccountChange).
+		var blocked bool
+		if _, blocked, err = a.db.ActiveBlock(ctx, user, time.Now()); blocked {
+			err = store.ErrDisabled
 		}
 	}
 	return mapStoreError(err, httpapi.ErrBadCredentials, httpapi.ErrBadCredentials, httpapi.ErrAccountDisabled)

@@ -611,12 +611,17 @@ func TestE2ESessionsBlock(t *testing.T) {
 		http.StatusBadRequest, "bad-request", "delete all with a negative block in the body")
 	assert.Equal(t, 1, d.sessList(t, sessAdmin, "/rest/users/dave@localhost/sessions").Count, "refused deletes ended nothing")
 
-	// A block survives a restart.
+	// A block refuses HTTP at once, although erin's password was verified
+	// just before and is cached; and it survives a restart.
+	erinAuth := sessBasic("erin@localhost", "erin-secret")
+	assert.Equal(t, 1, d.sessList(t, erinAuth, "/rest/users/erin@localhost/sessions").Count, "erin lists her sessions before the block")
 	resp = d.sessCall(t, sessAdmin, http.MethodDelete, "/rest/users/erin@localhost/sessions/all", `{"block": 600, "reason": "Long block."}`)
 	sessJSON(t, resp, http.StatusOK, &c, "delete all of erin with block 600")
 	require.NotNil(t, c.Count, "%s", resp.body)
 	assert.Equal(t, 1, *c.Count, "%s", resp.body)
 	expectStreamError(t, erin.LocalAddr(), erinDone, "policy-violation", "Long block.")
+	sessError(t, d.sessCall(t, erinAuth, http.MethodGet, "/rest/users/erin@localhost/sessions", ""),
+		http.StatusForbidden, "forbidden", "erin lists her sessions during her block, with a cached password")
 	d.stop(t)
 	expectStreamError(t, s4.LocalAddr(), s4Done, "system-shutdown", "")
 	d = startDaemon(t, dir)
