@@ -72,7 +72,6 @@ type Registry struct {
 	mu     sync.RWMutex
 	byUser map[string]map[string]*entry // bare JID -> resourcepart -> entry
 	byID   map[string]*entry            // session id -> entry
-	count  int
 }
 
 // entry is one bound connection; gone is closed when it leaves the registry.
@@ -113,15 +112,13 @@ func (r *Registry) Bind(c Conn) error {
 		r.byUser[bare] = resources
 	}
 	old := resources[res]
-	e := &entry{conn: c, gone: make(chan struct{})}
-	resources[res] = e
-	r.byID[c.SessionID()] = e
 	if old != nil {
 		delete(r.byID, old.conn.SessionID())
 		close(old.gone)
-	} else {
-		r.count++
 	}
+	e := &entry{conn: c, gone: make(chan struct{})}
+	resources[res] = e
+	r.byID[c.SessionID()] = e
 	r.mu.Unlock()
 
 	if old != nil {
@@ -148,7 +145,6 @@ func (r *Registry) Unbind(c Conn) {
 	if len(r.byUser[bare]) == 0 {
 		delete(r.byUser, bare)
 	}
-	r.count--
 	close(e.gone)
 	r.mu.Unlock()
 	r.log.Info().Stringer("jid", addr).Str("session_id", c.SessionID()).Msg("resource unbound")
@@ -194,13 +190,13 @@ func (r *Registry) Resources(addr jid.JID) []Conn {
 func (r *Registry) Count() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.count
+	return len(r.byID)
 }
 
 // All returns every bound connection, ordered by full JID.
 func (r *Registry) All() []Conn {
 	r.mu.RLock()
-	conns := make([]Conn, 0, r.count)
+	conns := make([]Conn, 0, len(r.byID))
 	for _, resources := range r.byUser {
 		for _, e := range resources {
 			conns = append(conns, e.conn)

@@ -106,6 +106,23 @@ func TestBindConflictKicksOlder(t *testing.T) {
 	assert.Equal(t, 1, reg.Count())
 }
 
+// TestBindConflictWithTheSameSessionID: these test connections take their
+// JID as session id, so the older and newer session share it; the newer
+// one must stay reachable by id.
+func TestBindConflictWithTheSameSessionID(t *testing.T) {
+	reg := newRegistry(t)
+	older := newTestConn(reg, "alice@localhost/phone")
+	newer := newTestConn(reg, "alice@localhost/phone")
+	require.Equal(t, older.SessionID(), newer.SessionID())
+	require.NoError(t, reg.Bind(older))
+	require.NoError(t, reg.Bind(newer))
+	<-older.gone
+	got, ok := reg.LookupID(newer.SessionID())
+	require.True(t, ok, "the newer session is found by its id")
+	assert.Same(t, newer, got)
+	assert.Equal(t, 1, reg.Count())
+}
+
 func TestEndTimesOutOnAConnectionThatNeverGoes(t *testing.T) {
 	reg := newRegistry(t)
 	stuck := newTestConn(reg, "alice@localhost/stuck")
