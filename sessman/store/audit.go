@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -49,10 +50,11 @@ const (
 // AppendAudit returns, the entry survives a crash, so call it before the
 // action is acknowledged.
 //
-// Concurrent calls are committed together (group commit): the first caller
-// writes every entry queued so far in one transaction, with one fsync, while
-// later callers queue for the next one; each caller returns only once its
-// own entry is on disk.
+// Concurrent calls are committed together (group commit): a writer
+// goroutine writes every entry queued so far in one transaction, with one
+// fsync, while later callers queue for the next one; each caller returns
+// only once its own entry is on disk, or once ctx is done.
+// After Close it returns an error.
 func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) (int64, error) {
 	if e.Actor == "" || e.Action == "" {
 		return 0, fmt.Errorf("%w: an audit entry needs an actor and an action", ErrInvalid)
@@ -66,13 +68,17 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) (int64, error) {
 	req := &auditWrite{entry: e, done: make(chan struct{})}
 	a := &db.audit
 	a.mu.Lock()
-	a.queue = append(a.queue, req)
-	lead := !a.writing
-	a.writing = true
-	a.mu.Unlock()
-	if lead {
-		db.writeAuditBatches()
+	if a.closed {
+		a.mu.Unlock()
+		return 0, fmt.Errorf("store: append audit %s: %w", e.Action, errClosed)
 	}
+	a.queue = append(a.queue, req)
+	if !a.writing {
+		a.writing = true
+		a.writer.Add(1)
+		go db.writeAuditBatches()
+	}
+	a.mu.Unlock()
 	select {
 	case <-req.done:
 	case <-ctx.Done():
@@ -85,12 +91,26 @@ func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) (int64, error) {
 	return req.id, nil
 }
 
+// errClosed is the error of AppendAudit after Close.
+var errClosed = errors.New("database closed")
+
 // auditLog is the group-commit queue of AppendAudit.
 type auditLog struct {
 	mu      sync.Mutex
 	queue   []*auditWrite
-	writing bool         // a caller is writing batches
-	commits atomic.Int64 // transactions committed, for benchmarks
+	writing bool           // the writer goroutine runs
+	closed  bool           // Close was called: queue nothing more
+	writer  sync.WaitGroup // the writer goroutine, for Close
+	commits atomic.Int64   // transactions committed, for benchmarks
+}
+
+// close makes AppendAudit refuse new entries and waits until the writer has
+// written those already queued.
+func (a *auditLog) close() {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	a.writer.Wait()
 }
 
 type auditWrite struct {
@@ -100,10 +120,11 @@ type auditWrite struct {
 	done  chan struct{}
 }
 
-// writeAuditBatches writes queued entries, a batch per transaction, until
-// the queue is empty.
+// writeAuditBatches is the writer goroutine: it writes queued entries, a
+// batch per transaction, until the queue is empty.
 func (db *DB) writeAuditBatches() {
 	a := &db.audit
+	defer a.writer.Done()
 	for {
 		a.mu.Lock()
 		batch := a.queue

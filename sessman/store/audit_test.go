@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -235,4 +237,93 @@ func TestAuditGroupCommit(t *testing.T) {
 	total, _, err := db.Audit(ctx, store.AuditQuery{})
 	require.NoError(t, err)
 	assert.Equal(t, n, total)
+}
+
+// holdWriteLock takes SQLite's write lock on the database file at path from
+// a connection of its own, as another process would, and returns the
+// function that releases it; cleanup releases it too.
+func holdWriteLock(t *testing.T, path string) (release func()) {
+	t.Helper()
+	raw, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	conn, err := raw.Conn(t.Context())
+	require.NoError(t, err)
+	_, err = conn.ExecContext(t.Context(), "BEGIN IMMEDIATE")
+	require.NoError(t, err)
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			// Not t.Context(): it is done before cleanup runs.
+			_, err := conn.ExecContext(context.Background(), "ROLLBACK")
+			assert.NoError(t, err)
+			assert.NoError(t, conn.Close())
+			assert.NoError(t, raw.Close())
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// waitWriterStalled waits until the audit writer has taken every queued
+// entry and so is blocked on a write lock held by holdWriteLock.
+func waitWriterStalled(t *testing.T, db *store.DB) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		queued, writing, _ := db.AuditState()
+		return writing && queued == 0
+	}, 5*time.Second, time.Millisecond)
+}
+
+// TestAppendAuditHonoursCtxWhileWriting cancels the first caller while the
+// batch holding its entry waits for the write lock: it returns at once, not
+// after the batch (up to the 10 s busy timeout).
+func TestAppendAuditHonoursCtxWhileWriting(t *testing.T) {
+	db, path := openTemp(t)
+	release := holdWriteLock(t, path)
+	ctx, cancel := context.WithCancel(t.Context())
+	result := make(chan error, 1)
+	go func() {
+		_, err := db.AppendAudit(ctx, store.AuditEntry{Actor: "cli", Action: "x"})
+		result <- err
+	}()
+	waitWriterStalled(t, db)
+	cancel()
+	select {
+	case err := <-result:
+		assert.ErrorIs(t, err, context.Canceled)
+	case <-time.After(5 * time.Second): // half the busy timeout
+		t.Fatal("AppendAudit ignored its ctx while its batch waited for the lock")
+	}
+	release()
+}
+
+// TestCloseWaitsForAuditWriter closes the database while the writer waits
+// for the write lock: Close returns only once the queued entry is written,
+// and AppendAudit after Close fails instead of queueing.
+func TestCloseWaitsForAuditWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "adhocd.db")
+	db, err := store.Open(path)
+	require.NoError(t, err)
+	release := holdWriteLock(t, path)
+	appended := make(chan error, 1)
+	go func() {
+		_, err := db.AppendAudit(context.Background(), store.AuditEntry{Actor: "cli", Action: "queued"})
+		appended <- err
+	}()
+	waitWriterStalled(t, db)
+	closed := make(chan error, 1)
+	go func() { closed <- db.Close() }()
+	require.Eventually(t, func() bool { _, _, c := db.AuditState(); return c }, 5*time.Second, time.Millisecond)
+
+	_, err = db.AppendAudit(t.Context(), store.AuditEntry{Actor: "cli", Action: "late"})
+	assert.ErrorContains(t, err, "closed", "after Close")
+	release()
+	assert.NoError(t, <-appended, "queued before Close")
+	require.NoError(t, <-closed)
+
+	var n int
+	rawQuery(t, path, "SELECT COUNT(*) FROM audit WHERE action = 'queued'", &n)
+	assert.Equal(t, 1, n, "written before the pool closed")
+	rawQuery(t, path, "SELECT COUNT(*) FROM audit", &n)
+	assert.Equal(t, 1, n)
 }

@@ -10,3 +10,12 @@ func Migrations() []string { return append([]string(nil), migrations...) }
 // AuditCommits returns how many transactions AppendAudit has committed, so
 // benchmarks can report entries per commit.
 func (db *DB) AuditCommits() int64 { return db.audit.commits.Load() }
+
+// AuditState returns how many audit entries wait for the next batch, whether
+// the writer goroutine runs, and whether Close was called.
+func (db *DB) AuditState() (queued int, writing, closed bool) {
+	a := &db.audit
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.queue), a.writing, a.closed
+}

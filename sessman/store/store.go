@@ -215,7 +215,9 @@ func Open(path string) (*DB, error) {
 }
 
 // Close closes the database.
+// It first waits until the audit entries already queued are written.
 func (db *DB) Close() error {
+	db.audit.close()
 	for _, stmt := range []*sql.Stmt{db.stmt.credentials, db.stmt.activeBlock, db.stmt.auditEntry, db.stmt.auditTarget} {
 		if stmt != nil {
 			// Closing the pool below closes them anyway; only its error counts.
