@@ -219,7 +219,10 @@ func (r *Registry) Commands(comp jid.JID, admin bool) ([]Info, error) {
 //
 // Execute passes ctx to the command and does not start goroutines: commands
 // must honour ctx.
-// A command error that comes with an expired ctx becomes remote-server-timeout.
+// A command error that comes with a done ctx (deadline or cancellation)
+// becomes remote-server-timeout, and so does a stage that succeeds only
+// after ctx is done: it is not trusted as complete, so a first stage opens
+// no session and a later stage leaves the session as it was.
 func (r *Registry) Execute(ctx context.Context, req Request) (Response, error) {
 	r.mu.RLock()
 	key, c, err := r.lookup(req.To)
@@ -322,6 +325,11 @@ func (r *Registry) run(ctx context.Context, cmd Command, req Request) (Response,
 			return Response{}, timeoutError(err)
 		}
 		return Response{}, err
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		// Finished, but too late to be trusted as complete: the requester
+		// may have given up, and Execute then opens or advances no session.
+		return Response{}, timeoutError(ctxErr)
 	}
 	resp.Node = req.Node
 	if resp.Status == "" {

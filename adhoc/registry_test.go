@@ -590,6 +590,81 @@ func TestRegistryDeadline(t *testing.T) {
 	assert.Equal(t, calls, f.wizard.Calls(), "a done context does not reach the command")
 }
 
+func TestRegistryLateSuccessIsNotTrusted(t *testing.T) {
+	f := newFixture(t, adhoc.RegistryConfig{})
+	// late counts its stages in State. While stop is set, a stage calls it
+	// and waits for ctx before it succeeds: it finishes, but too late.
+	var (
+		stop func()
+		seen any // the State of the last stage
+	)
+	late := funcCommand{
+		info: adhoc.Info{Node: "urn:test:late"},
+		fn: func(ctx context.Context, req adhoc.Request) (adhoc.Response, error) {
+			seen = req.State
+			stage, _ := req.State.(int)
+			if stop != nil {
+				stop()
+				<-ctx.Done()
+			}
+			return adhoc.Response{Status: adhoc.StatusExecuting, State: stage + 1, Actions: []adhoc.Action{adhoc.ActionNext}}, nil
+		},
+	}
+	require.NoError(t, f.reg.Register(sessMan, late))
+	run := func(ctx context.Context, sessionID string) (adhoc.Response, error) {
+		req := adhoc.Request{To: sessMan, From: admin, Admin: true, Node: "urn:test:late", SessionID: sessionID}
+		if sessionID != "" {
+			req.Action = adhoc.ActionNext
+		}
+		return f.reg.Execute(ctx, req)
+	}
+	tests := []struct {
+		name string
+		// whenLate runs one stage that finishes after ctx is done.
+		whenLate  func(sessionID string) error
+		expectErr error
+	}{
+		{"deadline", func(sessionID string) error {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+			defer cancel()
+			stop = func() {} // the deadline passes on its own
+			defer func() { stop = nil }()
+			_, err := run(ctx, sessionID)
+			return err
+		}, context.DeadlineExceeded},
+		{"canceled", func(sessionID string) error {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			stop = cancel // the client went away
+			defer func() { stop = nil }()
+			_, err := run(ctx, sessionID)
+			return err
+		}, context.Canceled},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			open := f.reg.Sessions()
+			err := tc.whenLate("")
+			require.Error(t, err, "a first stage that finished late is not trusted")
+			assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.RemoteServerTimeout})
+			assert.ErrorIs(t, err, tc.expectErr)
+			assert.Equal(t, "The command did not finish in time.", adhoc.AsError(err).Text)
+			assert.Equal(t, open, f.reg.Sessions(), "and opens no session")
+
+			resp, err := run(context.Background(), "")
+			require.NoError(t, err)
+			err = tc.whenLate(resp.SessionID)
+			require.Error(t, err, "a later stage that finished late is not trusted")
+			assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.RemoteServerTimeout})
+			assert.ErrorIs(t, err, tc.expectErr)
+
+			_, err = run(context.Background(), resp.SessionID)
+			require.NoError(t, err, "the session is kept as it was before the late stage")
+			assert.Equal(t, 1, seen, "the late stage's state was not stored")
+		})
+	}
+}
+
 func TestRegistryBusySession(t *testing.T) {
 	f := newFixture(t, adhoc.RegistryConfig{})
 	started := make(chan struct{})

@@ -68,9 +68,6 @@ func (c *conn) executeCommand(iq, payload element, component jid.JID) {
 		req.To, req.From, req.Admin = component, c.addr, admin
 		req.Origin = adhoc.Origin{Caller: c.addr.Bare().String(), Auth: "xmpp", RemoteAddr: c.remote.String(), RequestID: iq.attr("id")}
 		resp, err := c.srv.commands.Execute(ctx, req)
-		if err == nil && ctx.Err() != nil {
-			err = ctx.Err()
-		}
 		if err != nil {
 			e := adhoc.AsError(err)
 			if e.Condition == "internal-server-error" {

@@ -108,9 +108,6 @@ func (s *Server) executeCommand(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.CommandTimeout)
 	defer cancel()
 	resp, err := s.cfg.Commands.Execute(ctx, req)
-	if err == nil && ctx.Err() != nil {
-		err = ctx.Err() // finished, but too late to be trusted as complete
-	}
 	if err != nil {
 		return err
 	}
