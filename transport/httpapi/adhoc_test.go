@@ -347,6 +347,42 @@ func TestGatewayTrailingDataOverLimitIs413(t *testing.T) {
 	}
 }
 
+// racingAccounts invalidates the user's cached credentials while the first
+// password check runs, as a password change racing a login would.
+type racingAccounts struct {
+	httpapi.Accounts
+	srv   *httpapi.Server
+	mu    sync.Mutex
+	calls int
+}
+
+func (a *racingAccounts) VerifyPassword(ctx context.Context, user jid.JID, password string) error {
+	a.mu.Lock()
+	a.calls++
+	first := a.calls == 1
+	a.mu.Unlock()
+	err := a.Accounts.VerifyPassword(ctx, user, password)
+	if first {
+		a.srv.Invalidate(user)
+	}
+	return err
+}
+
+func TestGatewayInvalidateDuringCheckIsNotLost(t *testing.T) {
+	var accounts *racingAccounts
+	g := newGateway(t, func(cfg *httpapi.Config) {
+		accounts = &racingAccounts{Accounts: cfg.Accounts}
+		cfg.Accounts = accounts
+	})
+	accounts.srv = g.srv
+	c := call{method: http.MethodPost, path: "/rest/adhoc/localhost", contentType: "application/json", user: "admin@localhost", password: "secret", body: jsonCommand("ok")}
+	require.Equal(t, http.StatusOK, g.do(t, c).Code, "the check itself succeeded")
+	require.Equal(t, http.StatusOK, g.do(t, c).Code)
+	assert.Equal(t, 2, accounts.calls, "credentials verified before an invalidation are not cached")
+	require.Equal(t, http.StatusOK, g.do(t, c).Code)
+	assert.Equal(t, 2, accounts.calls, "those verified after it are")
+}
+
 // decodeError decodes an error body, JSON {"error","condition","type","specific"?}
 // or XML <error><text/><condition/><type/><specific/></error>, into the JSON keys.
 func decodeError(t *testing.T, body string) map[string]string {

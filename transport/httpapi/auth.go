@@ -205,6 +205,9 @@ type credCache struct {
 
 	mu      sync.Mutex
 	entries map[[sha256.Size]byte]cachedCaller
+	// gen counts invalidations: check stores nothing it verified while an
+	// Invalidate ran, which would otherwise be lost for the TTL.
+	gen uint64
 }
 
 type cachedCaller struct {
@@ -233,6 +236,7 @@ func (cc *credCache) check(ctx context.Context, accounts Accounts, user jid.JID,
 	now := cc.now()
 	cc.mu.Lock()
 	e, ok := cc.entries[k]
+	gen := cc.gen
 	cc.mu.Unlock()
 	if ok && now.Before(e.expires) {
 		return e.caller, nil
@@ -252,11 +256,14 @@ func (cc *credCache) check(ctx context.Context, accounts Accounts, user jid.JID,
 	}
 	who := caller{jid: user.Bare(), admin: admin, name: user.Bare().String(), auth: "basic"}
 	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.gen != gen {
+		return who, nil // invalidated meanwhile: valid for this request only
+	}
 	if len(cc.entries) > 10000 {
 		cc.entries = make(map[[sha256.Size]byte]cachedCaller) // bounded: start over
 	}
 	cc.entries[k] = cachedCaller{caller: who, expires: now.Add(cc.ttl)}
-	cc.mu.Unlock()
 	return who, nil
 }
 
@@ -267,6 +274,7 @@ func (s *Server) Invalidate(user jid.JID) {
 	cc := s.creds
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
+	cc.gen++
 	for k, e := range cc.entries {
 		if e.jid.Equal(bare) {
 			delete(cc.entries, k)
