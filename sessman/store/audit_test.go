@@ -327,3 +327,59 @@ func TestCloseWaitsForAuditWriter(t *testing.T) {
 	rawQuery(t, path, "SELECT COUNT(*) FROM audit", &n)
 	assert.Equal(t, 1, n)
 }
+
+// doneAfter is a context whose Done blocks until release is closed and then
+// returns a closed channel: a ctx cancelled just before AppendAudit looks
+// at it, however late that is.
+type doneAfter struct {
+	context.Context
+	release chan struct{}
+}
+
+func (c doneAfter) Done() <-chan struct{} {
+	<-c.release
+	done := make(chan struct{})
+	close(done)
+	return done
+}
+
+func (c doneAfter) Err() error {
+	select {
+	case <-c.release:
+		return context.Canceled
+	default:
+		return nil
+	}
+}
+
+func TestAppendAuditCancelled(t *testing.T) {
+	t.Run("before the call", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "adhocd.db")
+		db, err := store.Open(path)
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		_, err = db.AppendAudit(ctx, store.AuditEntry{Actor: "cli", Action: "x"})
+		assert.ErrorIs(t, err, context.Canceled)
+		require.NoError(t, db.Close()) // waits for any write under way
+		var total int
+		rawQuery(t, path, "SELECT COUNT(*) FROM audit", &total)
+		assert.Zero(t, total, "nothing written")
+	})
+	t.Run("after the commit", func(t *testing.T) {
+		db, _ := openTemp(t)
+		// Both the entry's commit and ctx are ready when AppendAudit
+		// waits; a random pick would fail about half of the rounds.
+		for i := range 20 {
+			ctx := doneAfter{Context: t.Context(), release: make(chan struct{})}
+			result := make(chan error, 1)
+			go func() {
+				_, err := db.AppendAudit(ctx, store.AuditEntry{Actor: "cli", Action: "x"})
+				result <- err
+			}()
+			require.Eventually(t, func() bool { return db.AuditCommits() == int64(i+1) }, 5*time.Second, time.Millisecond)
+			close(ctx.release)
+			assert.NoError(t, <-result, "round %d: the entry is on disk", i)
+		}
+	})
+}
