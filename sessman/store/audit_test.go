@@ -207,13 +207,18 @@ func TestAppendAuditConcurrent(t *testing.T) {
 
 // TestAuditGroupCommit appends from many goroutines at once: every caller
 // gets its own increasing id back only once its entry can be read.
+// Another connection holds the write lock meanwhile, so the first entry's
+// batch waits while the n-1 others queue: they must go in one second
+// commit.
 func TestAuditGroupCommit(t *testing.T) {
-	db, _ := openTemp(t)
+	db, path := openTemp(t)
 	ctx := t.Context()
 	const n = 64
+	release := holdWriteLock(t, path)
+	commits := db.AuditCommits()
 	ids := make(chan int64, n)
 	var wg sync.WaitGroup
-	for i := range n {
+	appendOne := func(i int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -227,8 +232,17 @@ func TestAuditGroupCommit(t *testing.T) {
 			ids <- id
 		}()
 	}
+	appendOne(0)
+	waitWriterStalled(t, db)
+	for i := 1; i < n; i++ {
+		appendOne(i)
+	}
+	require.Eventually(t, func() bool { queued, _, _ := db.AuditState(); return queued == n-1 },
+		5*time.Second, time.Millisecond)
+	release()
 	wg.Wait()
 	close(ids)
+	assert.Equal(t, int64(2), db.AuditCommits()-commits, "the first entry, then the n-1 queued behind it")
 	seen := map[int64]bool{}
 	for id := range ids {
 		assert.False(t, seen[id], "ids are distinct")
