@@ -126,6 +126,9 @@ CREATE TABLE audit_targets (
 	target   TEXT   NOT NULL,
 	PRIMARY KEY (target, audit_id)
 );`,
+	// Version 3: no query reads audit by time (Audit pages by id), yet
+	// every audited command updated the index.
+	`DROP INDEX IF EXISTS audit_time;`,
 }
 
 // DB is an open account database.
