@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 
@@ -22,16 +23,28 @@ type Commands interface {
 	Execute(ctx context.Context, req adhoc.Request) (adhoc.Response, error)
 }
 
-// componentJID reads the {jid} path segment: echo leaves it escaped, and it
-// must be a bare JID (DESIGN: a resource part is jid-malformed).
-func componentJID(c echo.Context) (jid.JID, error) {
+// pathJID reads the {jid} path segment, which echo leaves escaped.
+// A JID that does not parse is jid-malformed with the text invalid, a
+// format with one %q for the segment; the segment is returned for the
+// caller's further checks.
+func pathJID(c echo.Context, invalid string) (string, jid.JID, error) {
 	raw, err := url.PathUnescape(c.Param("jid"))
 	if err != nil {
-		return jid.JID{}, &adhoc.Error{Condition: stanza.JIDMalformed, Text: "The JID in the path is not correctly percent-encoded.", Err: err}
+		return "", jid.JID{}, &adhoc.Error{Condition: stanza.JIDMalformed, Text: "The JID in the path is not correctly percent-encoded.", Err: err}
 	}
-	component, err := jid.Parse(raw)
+	addr, err := jid.Parse(raw)
 	if err != nil {
-		return jid.JID{}, &adhoc.Error{Condition: stanza.JIDMalformed, Text: fmt.Sprintf("%q is not a valid JID.", raw), Err: err}
+		return raw, jid.JID{}, &adhoc.Error{Condition: stanza.JIDMalformed, Text: fmt.Sprintf(invalid, raw), Err: err}
+	}
+	return raw, addr, nil
+}
+
+// componentJID reads the {jid} path segment as a component: it must be a
+// bare JID (DESIGN: a resource part is jid-malformed).
+func componentJID(c echo.Context) (jid.JID, error) {
+	raw, component, err := pathJID(c, "%q is not a valid JID.")
+	if err != nil {
+		return jid.JID{}, err
 	}
 	if component.Resourcepart() != "" {
 		return jid.JID{}, &adhoc.Error{Condition: stanza.JIDMalformed,
@@ -55,16 +68,8 @@ func responseFormat(c echo.Context) (codec.Format, error) {
 
 // listCommands answers GET /rest/adhoc/{jid}: the commands the caller may run.
 func (s *Server) listCommands(c echo.Context) error {
-	f, err := responseFormat(c)
+	f, component, who, err := commandTarget(c)
 	if err != nil {
-		return err
-	}
-	component, err := componentJID(c)
-	if err != nil {
-		return err
-	}
-	who := callerOf(c)
-	if err := who.mayUseComponent(component); err != nil {
 		return err
 	}
 	infos, err := s.cfg.Commands.Commands(component, who.admin)
@@ -79,30 +84,15 @@ func (s *Server) listCommands(c echo.Context) error {
 // executeCommand answers POST /rest/adhoc/{jid}: it runs the command in the
 // envelope under a deadline and answers in the envelope's dialect.
 func (s *Server) executeCommand(c echo.Context) error {
-	f, err := responseFormat(c)
+	f, component, who, err := commandTarget(c)
 	if err != nil {
 		return err
 	}
-	component, err := componentJID(c)
+	req, dialect, err := codec.DecodeRequest(s.body(c), f)
 	if err != nil {
-		return err
-	}
-	body := http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.BodyLimit)
-	req, dialect, err := codec.DecodeRequest(body, f)
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return &adhoc.Error{Condition: stanza.PolicyViolation, Err: errBodyTooLarge,
-			Text: fmt.Sprintf("The request body is larger than the limit of %d bytes.", s.cfg.BodyLimit)}
-	}
-	if err != nil {
-		return err
+		return s.bodyError(err)
 	}
 	c.Set(formatKey, dialect)
-
-	who := callerOf(c)
-	if err := who.mayUseComponent(component); err != nil {
-		return err
-	}
 	req.To, req.From, req.Admin, req.ReadOnly = component, who.jid, who.admin, who.readOnly
 	req.Origin = origin(c, who)
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.CommandTimeout)
@@ -114,6 +104,42 @@ func (s *Server) executeCommand(c echo.Context) error {
 	c.Response().Header().Set(echo.HeaderContentType, dialect.ContentType())
 	c.Response().WriteHeader(http.StatusOK)
 	return codec.EncodeResponse(c.Response(), dialect, component, resp)
+}
+
+// commandTarget reads what both /rest/adhoc handlers start with: the
+// format of the answer, the component in the path, and the caller, who must
+// be allowed to use that component.
+func commandTarget(c echo.Context) (codec.Format, jid.JID, caller, error) {
+	f, err := responseFormat(c)
+	if err != nil {
+		return f, jid.JID{}, caller{}, err
+	}
+	component, err := componentJID(c)
+	if err != nil {
+		return f, jid.JID{}, caller{}, err
+	}
+	who := callerOf(c)
+	if err := who.mayUseComponent(component); err != nil {
+		return f, jid.JID{}, caller{}, err
+	}
+	return f, component, who, nil
+}
+
+// body is the request body, limited to BodyLimit: a read past it fails
+// with an *http.MaxBytesError, which bodyError turns into 413.
+func (s *Server) body(c echo.Context) io.Reader {
+	return http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.BodyLimit)
+}
+
+// bodyError is err, or the error for a body over the limit when err comes
+// from reading past it.
+func (s *Server) bodyError(err error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return &adhoc.Error{Condition: stanza.PolicyViolation, Err: errBodyTooLarge,
+			Text: fmt.Sprintf("The request body is larger than the limit of %d bytes.", s.cfg.BodyLimit)}
+	}
+	return err
 }
 
 // mayUseComponent keeps API keys to the components of their domain.

@@ -99,6 +99,7 @@ type gateway struct {
 	accounts *storeAccounts
 	now      *time.Time
 	srv      *httpapi.Server
+	db       *store.DB
 }
 
 // newGateway builds the router over a real account store; opts adjust its
@@ -145,7 +146,7 @@ func newGateway(t *testing.T, opts ...func(*httpapi.Config)) *gateway {
 		opt(&cfg)
 	}
 	srv := httpapi.New(cfg, zerolog.New(zerolog.NewTestWriter(t)))
-	return &gateway{handler: srv.Handler(), accounts: accounts, now: &now, srv: srv}
+	return &gateway{handler: srv.Handler(), accounts: accounts, now: &now, srv: srv, db: db}
 }
 
 type call struct {
@@ -381,6 +382,19 @@ func TestGatewayInvalidateDuringCheckIsNotLost(t *testing.T) {
 	assert.Equal(t, 2, accounts.calls, "credentials verified before an invalidation are not cached")
 	require.Equal(t, http.StatusOK, g.do(t, c).Code)
 	assert.Equal(t, 2, accounts.calls, "those verified after it are")
+}
+
+func TestGatewayAPIKeyDomainCheckedBeforeBody(t *testing.T) {
+	g := newGateway(t, func(cfg *httpapi.Config) { cfg.Keys = keysAdapter{cfg.Accounts.(*storeAccounts).db} })
+	key, _, err := g.db.CreateAPIKey(context.Background(), "elsewhere", "other.org", false)
+	require.NoError(t, err)
+	req := httptest.NewRequest(http.MethodPost, "/rest/adhoc/localhost", strings.NewReader(`{"command":`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	rec := httptest.NewRecorder()
+	g.handler.ServeHTTP(rec, req)
+	require.Equal(t, http.StatusForbidden, rec.Code, "a key for another domain is refused before its body is read: %s", rec.Body.String())
+	assert.Contains(t, decodeError(t, rec.Body.String())["error"], "other.org only")
 }
 
 // decodeError decodes an error body, JSON {"error","condition","type","specific"?}

@@ -3,11 +3,9 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -87,13 +85,13 @@ func page(c echo.Context) (offset, limit int, err error) {
 // pathUser reads the {jid} path segment as a user's bare JID and checks
 // that the caller may act on it.
 func pathUser(c echo.Context) (jid.JID, error) {
-	raw, err := url.PathUnescape(c.Param("jid"))
+	const notUser = "%q is not a user's bare JID, like user@example.org."
+	raw, user, err := pathJID(c, notUser)
 	if err != nil {
-		return jid.JID{}, &adhoc.Error{Condition: stanza.JIDMalformed, Text: "The JID in the path is not correctly percent-encoded."}
+		return jid.JID{}, err
 	}
-	user, err := jid.Parse(raw)
-	if err != nil || user.Localpart() == "" || user.Resourcepart() != "" {
-		return jid.JID{}, &adhoc.Error{Condition: stanza.JIDMalformed, Text: fmt.Sprintf("%q is not a user's bare JID, like user@example.org.", raw)}
+	if user.Localpart() == "" || user.Resourcepart() != "" {
+		return jid.JID{}, &adhoc.Error{Condition: stanza.JIDMalformed, Text: fmt.Sprintf(notUser, raw)}
 	}
 	if !callerOf(c).mayActOn(user) {
 		return jid.JID{}, &adhoc.Error{Condition: stanza.Forbidden, Text: "You may only manage your own sessions."}
@@ -160,15 +158,9 @@ type endOptions struct {
 
 func (s *Server) readEndOptions(c echo.Context) (endOptions, error) {
 	var o endOptions
-	body := http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.BodyLimit)
-	raw, err := io.ReadAll(body)
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return o, &adhoc.Error{Condition: stanza.PolicyViolation, Err: errBodyTooLarge,
-			Text: fmt.Sprintf("The request body is larger than the limit of %d bytes.", s.cfg.BodyLimit)}
-	}
+	raw, err := io.ReadAll(s.body(c))
 	if err != nil {
-		return o, err
+		return o, s.bodyError(err)
 	}
 	if len(raw) > 0 {
 		if err := json.Unmarshal(raw, &o); err != nil {
