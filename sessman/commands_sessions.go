@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,20 +67,6 @@ func (m *Manager) block(ctx context.Context, users []jid.JID, seconds, reason st
 	return nil
 }
 
-// usersOnline returns the bound connections grouped by user, in the order
-// of the bare JIDs.
-func (m *Manager) usersOnline() [][]Conn {
-	var users [][]Conn
-	for _, c := range m.reg.All() { // ordered by bare JID, then resource
-		if n := len(users); n > 0 && users[n-1][0].JID().Bare().Equal(c.JID().Bare()) {
-			users[n-1] = append(users[n-1], c)
-			continue
-		}
-		users = append(users, []Conn{c})
-	}
-	return users
-}
-
 // anyOnline selects every online user.
 func anyOnline([]Conn) bool { return true }
 
@@ -103,8 +90,8 @@ func (m *Manager) allIdle(conns []Conn) bool { return !m.anyActive(conns) }
 func (m *Manager) countOnline(keep func([]Conn) bool) func(context.Context) (int, error) {
 	return func(context.Context) (int, error) {
 		n := 0
-		for _, conns := range m.usersOnline() {
-			if keep(conns) {
+		for _, u := range m.reg.Users() {
+			if keep(u.Conns) {
 				n++
 			}
 		}
@@ -112,16 +99,19 @@ func (m *Manager) countOnline(keep func([]Conn) bool) func(context.Context) (int
 	}
 }
 
-// listOnline lists the bare JIDs of the online users that keep selects.
+// listOnline lists the bare JIDs of the online users that keep selects,
+// in order.
 func (m *Manager) listOnline(keep func([]Conn) bool) func(context.Context, int) ([]string, error) {
 	return func(_ context.Context, limit int) ([]string, error) {
+		online := m.reg.Users()
+		slices.SortFunc(online, func(a, b UserConns) int { return strings.Compare(a.User, b.User) })
 		var users []string
-		for _, conns := range m.usersOnline() {
+		for _, u := range online {
 			if limit > 0 && len(users) == limit {
 				break
 			}
-			if keep(conns) {
-				users = append(users, conns[0].JID().Bare().String())
+			if keep(u.Conns) {
+				users = append(users, u.User)
 			}
 		}
 		return users, nil

@@ -37,7 +37,7 @@ type env struct {
 	changed []string // OnAccountChange calls
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	db, err := store.Open(filepath.Join(t.TempDir(), "adhocd.db"))
 	require.NoError(t, err)

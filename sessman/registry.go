@@ -193,6 +193,29 @@ func (r *Registry) Count() int {
 	return len(r.byID)
 }
 
+// UserConns are the bound connections of one user.
+type UserConns struct {
+	User  string // bare JID
+	Conns []Conn // at least one, in no particular order
+}
+
+// Users returns the bound connections grouped by user, in no particular
+// order.
+func (r *Registry) Users() []UserConns {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	users := make([]UserConns, 0, len(r.byUser))
+	conns := make([]Conn, 0, len(r.byID)) // one array for every group
+	for bare, resources := range r.byUser {
+		start := len(conns)
+		for _, e := range resources {
+			conns = append(conns, e.conn)
+		}
+		users = append(users, UserConns{User: bare, Conns: conns[start:len(conns):len(conns)]})
+	}
+	return users
+}
+
 // All returns every bound connection, ordered by full JID.
 func (r *Registry) All() []Conn {
 	r.mu.RLock()

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/sessman"
 )
 
@@ -65,7 +66,7 @@ func (c *testConn) disconnect() {
 	}
 }
 
-func newRegistry(t *testing.T) *sessman.Registry {
+func newRegistry(t testing.TB) *sessman.Registry {
 	return sessman.New(sessman.Config{EndTimeout: 5 * time.Second}, zerolog.New(zerolog.NewTestWriter(t)))
 }
 
@@ -196,4 +197,31 @@ func TestConcurrentBindsKicksAndDisconnects(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 0, reg.Count())
 	assert.Empty(t, reg.All())
+}
+
+// BenchmarkOnlineUsers runs the commands that group the online users by
+// account over 10,000 sessions: 5,000 users with two resources each.
+func BenchmarkOnlineUsers(b *testing.B) {
+	e := newEnv(b)
+	for i := range 10000 {
+		require.NoError(b, e.reg.Bind(newTestConn(e.reg, fmt.Sprintf("user%05d@localhost/r%d", i/2, i%2))))
+	}
+	for _, tc := range []struct {
+		name   string
+		fields []adhoc.Field
+	}{
+		{"get-online-users-num", nil},
+		{"get-online-users-list", []adhoc.Field{field("max_items", "none")}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			req := adhoc.Request{To: sessManJID, From: adminJID, Admin: true, Node: node(tc.name), Fields: tc.fields}
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := e.cmds.Execute(b.Context(), req)
+				if err != nil || len(resp.Form.Fields) != 1 {
+					b.Fatalf("%s: %v %+v", tc.name, err, resp)
+				}
+			}
+		})
+	}
 }
