@@ -32,7 +32,11 @@ func (m *Manager) endUserSession(ctx context.Context, vals adhoc.Values) ([]adho
 	if err != nil {
 		return nil, err
 	}
-	if err := m.block(ctx, targets, vals.Get(fieldBlock), vals.Get(fieldReason)); err != nil {
+	block, err := blockField(vals.Get(fieldBlock))
+	if err != nil {
+		return nil, err
+	}
+	if err := m.block(ctx, targets, block, vals.Get(fieldReason)); err != nil {
 		return nil, err
 	}
 	ended, err := m.end(ctx, targets, vals.Get(fieldReason))
@@ -42,28 +46,34 @@ func (m *Manager) endUserSession(ctx context.Context, vals adhoc.Values) ([]adho
 	return successNotes(ended), nil
 }
 
-// block refuses logins of users for seconds (a decimal string; empty: no
-// block), before their sessions are ended so that they cannot come back,
-// and tells OnAccountChange, so that cached credentials stop working too.
-func (m *Manager) block(ctx context.Context, users []jid.JID, seconds, reason string) error {
+// blockField parses the block field, a number of seconds from 0 to
+// MaxBlock; empty is no block.
+func blockField(seconds string) (time.Duration, error) {
 	if seconds == "" {
+		return 0, nil
+	}
+	maxSeconds := int(MaxBlock / time.Second)
+	n, err := strconv.Atoi(seconds)
+	if err != nil || n < 0 || n > maxSeconds {
+		return 0, badRequest("Field %s: %q is not a number of seconds from 0 to %d.", fieldBlock, seconds, maxSeconds)
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// block refuses logins of users for d (no block when d is 0), before their
+// sessions are ended so that they cannot come back, and tells
+// OnAccountChange, so that cached credentials stop working too.
+func (m *Manager) block(ctx context.Context, users []jid.JID, d time.Duration, reason string) error {
+	if d <= 0 {
 		return nil
 	}
-	n, err := strconv.Atoi(seconds)
-	if err != nil || n < 0 || time.Duration(n)*time.Second > MaxBlock {
-		return badRequest("Field %s: %q is not a number of seconds from 0 to %d.", fieldBlock, seconds, int(MaxBlock.Seconds()))
-	}
-	until := time.Now().Add(time.Duration(n) * time.Second)
+	until := time.Now().Add(d)
 	for _, u := range users {
-		if n > 0 {
-			if err := m.db.SetBlock(ctx, u.Bare(), until, reason); err != nil {
-				return m.storeError(ctx, err, u)
-			}
+		if err := m.db.SetBlock(ctx, u.Bare(), until, reason); err != nil {
+			return m.storeError(ctx, err, u)
 		}
 	}
-	if n > 0 {
-		m.changed(users, "account blocked")
-	}
+	m.changed(users, "account blocked")
 	return nil
 }
 

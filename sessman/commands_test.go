@@ -829,3 +829,34 @@ func TestAPIKeyCommands(t *testing.T) {
 		Node: sessman.KeysNS + "#list"})
 	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden}, "admins only")
 }
+
+func TestEndUserSessionBlockField(t *testing.T) {
+	tests := []struct {
+		name      string
+		givenSecs string
+		expectErr error
+	}{
+		{"none", "", nil},
+		{"zero", "0", nil},
+		{"a year", "31536000", nil},
+		{"negative", "-1", &adhoc.Error{Condition: stanza.BadRequest}},
+		{"over a year", "31536001", &adhoc.Error{Condition: stanza.BadRequest}},
+		{"overflows a duration", "9223372037", &adhoc.Error{Condition: stanza.BadRequest}},
+		{"not a number", "1.5", &adhoc.Error{Condition: stanza.BadRequest}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			_, err := e.run(t, "end-user-session", field("accountjids", "bob@localhost"), field("block", tc.givenSecs))
+			if tc.expectErr != nil {
+				assert.ErrorIs(t, err, tc.expectErr)
+				assert.Equal(t, "Field block: \""+tc.givenSecs+"\" is not a number of seconds from 0 to 31536000.", adhoc.AsError(err).Text)
+			} else {
+				assert.NoError(t, err)
+			}
+			_, blocked, err := e.db.ActiveBlock(t.Context(), jid.MustParse("bob@localhost"), time.Now())
+			require.NoError(t, err)
+			assert.Equal(t, tc.expectErr == nil && tc.givenSecs != "" && tc.givenSecs != "0", blocked)
+		})
+	}
+}

@@ -46,10 +46,8 @@ func (m *Manager) EndSessions(ctx context.Context, req EndRequest) (EndResult, e
 	if req.Block < 0 || req.Block > MaxBlock {
 		return EndResult{}, badRequest("A block lasts from 0 to %d seconds.", int(MaxBlock.Seconds()))
 	}
-	if req.Block > 0 {
-		if err := m.block(ctx, []jid.JID{user}, strconv.Itoa(int(req.Block.Seconds())), req.Reason); err != nil {
-			return EndResult{}, err
-		}
+	if err := m.block(ctx, []jid.JID{user}, req.Block, req.Reason); err != nil {
+		return EndResult{}, err
 	}
 	var victims []Conn
 	for _, c := range m.reg.Resources(user) {
@@ -72,14 +70,13 @@ func (m *Manager) EndSessions(ctx context.Context, req EndRequest) (EndResult, e
 	}
 	detail := fmt.Sprintf("ended %d sessions", len(res.Ended))
 	if req.Block > 0 {
-		detail += fmt.Sprintf(", blocked %ds", int(req.Block.Seconds()))
+		detail += ", blocked " + strconv.FormatFloat(req.Block.Seconds(), 'f', -1, 64) + "s"
 	}
 	if err := m.audit(ctx, req.Origin, "end-sessions", targets, outcome(endErr), detail); err != nil {
 		return res, err
 	}
 	if endErr != nil {
-		return res, &adhoc.Error{Condition: stanza.RemoteServerTimeout,
-			Text: fmt.Sprintf("Not every session ended in time; %d did.", len(res.Ended)), Err: endErr}
+		return res, notAllEnded(len(res.Ended), endErr)
 	}
 	return res, nil
 }

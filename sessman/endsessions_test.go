@@ -58,3 +58,25 @@ func TestEndSessions(t *testing.T) {
 	assert.Equal(t, []string{"alice@localhost", b.SessionID()}, entries[0].Targets)
 	assert.Equal(t, "req-1", entries[0].RequestID)
 }
+
+func TestEndSessionsBlockUnderASecond(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	alice := jid.MustParse("alice@localhost")
+	e.bind(t, "alice@localhost/a", 0)
+	before := time.Now()
+	res, err := e.mgr.EndSessions(ctx, sessman.EndRequest{User: alice, All: true, Block: 500 * time.Millisecond,
+		Origin: adhoc.Origin{Caller: "root@localhost"}})
+	require.NoError(t, err)
+	after := time.Now()
+	require.Len(t, res.Ended, 1)
+
+	b, blocked, err := e.db.ActiveBlock(ctx, alice, before)
+	require.NoError(t, err)
+	require.True(t, blocked, "a block under a second is stored")
+	assert.WithinRange(t, b.Until, before.Add(499*time.Millisecond), after.Add(501*time.Millisecond))
+	_, entries, err := e.db.Audit(ctx, store.AuditQuery{Target: "alice@localhost"})
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	assert.Equal(t, "ended 1 sessions, blocked 0.5s", entries[0].Detail)
+}

@@ -137,13 +137,19 @@ func (m *Manager) changed(users []jid.JID, msg string) {
 func (m *Manager) end(ctx context.Context, targets []jid.JID, reason string) ([]jid.JID, error) {
 	ended, err := m.reg.End(ctx, targets, ConditionPolicyViolation, reason)
 	if errors.Is(err, context.DeadlineExceeded) {
-		return nil, &adhoc.Error{
-			Condition: stanza.RemoteServerTimeout,
-			Text:      fmt.Sprintf("Not every session ended in time; %d did.", len(ended)),
-			Err:       err,
-		}
+		return nil, notAllEnded(len(ended), err)
 	}
 	return ended, err
+}
+
+// notAllEnded is the error of an end that ran out of time after n sessions
+// had ended.
+func notAllEnded(n int, err error) *adhoc.Error {
+	return &adhoc.Error{
+		Condition: stanza.RemoteServerTimeout,
+		Text:      fmt.Sprintf("Not every session ended in time; %d did.", n),
+		Err:       err,
+	}
 }
 
 // checkUser checks that addr, a value of field, names a user of this domain.
