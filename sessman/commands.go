@@ -44,25 +44,31 @@ type command struct {
 	// mutates: the command changes something, so it is audited and refused
 	// to read-only callers.
 	mutates bool
-	// selfService: a non-admin may run it on their own account only.
-	selfService bool
 }
 
-// mutatingCommands are the commands that change state.
-var mutatingCommands = map[string]bool{
-	"end-user-session": true, "add-user": true, "delete-user": true, "disable-user": true,
-	"reenable-user": true, "change-user-password": true, "announce": true,
-	KeysNS + "#create": true, KeysNS + "#revoke": true,
-}
+// The mutates argument of newCommand.
+const (
+	mutating = true
+	reading  = false
+)
 
 var _ adhoc.Command = (*command)(nil)
 
-func newCommand(name, human string, form *adhoc.Form, run func(context.Context, adhoc.Values) ([]adhoc.Field, error)) *command {
+// adminNode is the node of the XEP-0133 command name.
+func adminNode(name string) string { return AdminNS + "#" + name }
+
+// newCommand returns the command node of m.
+// Only end-user-session is self-service: a non-admin may run it on their
+// own account; every other command is for admins only.
+func (m *Manager) newCommand(node, human string, mutates bool, form *adhoc.Form, run func(context.Context, adhoc.Values) ([]adhoc.Field, error)) *command {
+	selfService := node == adminNode("end-user-session")
 	c := &command{
-		info:  adhoc.Info{Node: AdminNS + "#" + name, Name: human, AdminOnly: true},
-		form:  form,
-		check: form,
-		run:   run,
+		info:    adhoc.Info{Node: node, Name: human, AdminOnly: !selfService},
+		form:    form,
+		check:   form,
+		run:     run,
+		m:       m,
+		mutates: mutates,
 	}
 	if form != nil {
 		check := *form
@@ -147,68 +153,60 @@ func originOf(req adhoc.Request) adhoc.Origin {
 	return o
 }
 
-// commands returns every command, end-user-session first, then in the
-// order of XEP-0133 §4.
+// commands returns every command: end-user-session first, then the
+// others in the order of XEP-0133 §4, then the API key commands.
 func (m *Manager) commands() []*command {
-	cmds := append(m.commandList(), m.keyCommands()...)
-	for _, c := range cmds {
-		name := strings.TrimPrefix(c.info.Node, AdminNS+"#")
-		c.m = m
-		c.mutates = mutatingCommands[name]
-		c.selfService = name == "end-user-session"
-		c.info.AdminOnly = !c.selfService
-	}
-	return cmds
+	return append(m.commandList(), m.keyCommands()...)
 }
 
 func (m *Manager) commandList() []*command {
 	return []*command{
-		newCommand("end-user-session", "End User Session",
+		m.newCommand(adminNode("end-user-session"), "End User Session", mutating,
 			form("Ending a User Session", "Fill out this form to end a user's session.",
 				append(accountsFields("The Jabber ID(s) for which to end sessions"),
 					adhoc.Field{Var: fieldReason, Type: adhoc.FieldTextSingle, Label: "Reason, sent to the client"},
 					adhoc.Field{Var: fieldBlock, Type: adhoc.FieldTextSingle, Label: "Refuse new logins for this many seconds"})...),
 			m.endUserSession),
-		newCommand("add-user", "Add User",
+		m.newCommand(adminNode("add-user"), "Add User", mutating,
 			form("Adding a User", "Fill out this form to add a user.",
 				accountField("The Jabber ID for the account to be added"),
 				passwordField("The password for this account"),
 				adhoc.Field{Var: fieldPasswordVerify, Type: adhoc.FieldTextPrivate, Label: "Retype password", Required: true},
 				adhoc.Field{Var: "email", Type: adhoc.FieldTextSingle, Label: "Email address (not stored)"}),
 			m.addUser),
-		newCommand("delete-user", "Delete User",
+		m.newCommand(adminNode("delete-user"), "Delete User", mutating,
 			form("Deleting a User", "Fill out this form to delete a user.", accountsFields("The Jabber ID(s) to delete")...),
 			m.changeAccounts(m.db.DeleteUsers, "account deleted", "Your account was deleted.")),
-		newCommand("disable-user", "Disable User",
+		m.newCommand(adminNode("disable-user"), "Disable User", mutating,
 			form("Disabling a User", "Fill out this form to disable a user.", accountsFields("The Jabber ID(s) to disable")...),
 			m.changeAccounts(m.disableUsers, "account disabled", "Your account was disabled.")),
-		newCommand("reenable-user", "Re-Enable User",
+		m.newCommand(adminNode("reenable-user"), "Re-Enable User", mutating,
 			form("Re-Enable a User", "Fill out this form to re-enable a user.", accountsFields("The Jabber ID(s) to re-enable")...),
 			m.changeAccounts(m.enableUsers, "account re-enabled", "")),
-		newCommand("change-user-password", "Change User Password",
+		m.newCommand(adminNode("change-user-password"), "Change User Password", mutating,
 			form("Changing a User Password", "Fill out this form to change a user's password.",
 				accountField("The Jabber ID for this account"), passwordField("The password for this account")),
 			m.changeUserPassword),
-		newCommand("get-user-lastlogin", "Get User Last Login Time",
+		m.newCommand(adminNode("get-user-lastlogin"), "Get User Last Login Time", reading,
 			form("Getting a User's Last Login Time", "Fill out this form to get a user's last login time.",
 				accountField("The Jabber ID for which to retrieve the last login time")),
 			m.getUserLastLogin),
-		newCommand("user-stats", "Get User Statistics",
+		m.newCommand(adminNode("user-stats"), "Get User Statistics", reading,
 			form("Get User Statistics", "Fill out this form to gather user statistics.",
 				accountField("The Jabber ID for statistics")),
 			m.userStats),
-		numCommand("get-registered-users-num", "Registered Users", "registeredusersnum", m.countAccounts(false)),
-		numCommand("get-disabled-users-num", "Disabled Users", "disabledusersnum", m.countAccounts(true)),
-		numCommand("get-online-users-num", "Online Users", "onlineusersnum", m.countOnline(anyOnline)),
-		numCommand("get-active-users-num", "Active Users", "activeusersnum", m.countOnline(m.anyActive)),
-		numCommand("get-idle-users-num", "Idle Users", "idleusersnum", m.countOnline(m.allIdle)),
-		listCommand("get-registered-users-list", "Registered Users", "registereduserjids", m.listAccounts(false)),
-		listCommand("get-disabled-users-list", "Disabled Users", "disableduserjids", m.listAccounts(true)),
-		listCommand("get-online-users-list", "Online Users", "onlineuserjids", m.listOnline(anyOnline)),
-		listCommand("get-online-users", "Online Users with Resources", "onlineuserjids", m.listResources),
-		listCommand("get-active-users", "Active Users", "activeuserjids", m.listOnline(m.anyActive)),
-		listCommand("get-idle-users", "Idle Users", "idleuserjids", m.listOnline(m.allIdle)),
-		newCommand("announce", "Send Announcement to Online Users",
+		m.numCommand("get-registered-users-num", "Registered Users", "registeredusersnum", m.countAccounts(false)),
+		m.numCommand("get-disabled-users-num", "Disabled Users", "disabledusersnum", m.countAccounts(true)),
+		m.numCommand("get-online-users-num", "Online Users", "onlineusersnum", m.countOnline(anyOnline)),
+		m.numCommand("get-active-users-num", "Active Users", "activeusersnum", m.countOnline(m.anyActive)),
+		m.numCommand("get-idle-users-num", "Idle Users", "idleusersnum", m.countOnline(m.allIdle)),
+		m.listCommand("get-registered-users-list", "Registered Users", "registereduserjids", m.listAccounts(false)),
+		m.listCommand("get-disabled-users-list", "Disabled Users", "disableduserjids", m.listAccounts(true)),
+		m.listCommand("get-online-users-list", "Online Users", "onlineuserjids", m.listOnline(anyOnline)),
+		m.listCommand("get-online-users", "Online Users with Resources", "onlineuserjids", m.listResources),
+		m.listCommand("get-active-users", "Active Users", "activeuserjids", m.listOnline(m.anyActive)),
+		m.listCommand("get-idle-users", "Idle Users", "idleuserjids", m.listOnline(m.allIdle)),
+		m.newCommand(adminNode("announce"), "Send Announcement to Online Users", mutating,
 			form("Making an Announcement", "Fill out this form to make an announcement to all active users of this service.",
 				adhoc.Field{Var: fieldSubject, Type: adhoc.FieldTextSingle, Label: "Subject"},
 				adhoc.Field{Var: fieldBody, Type: adhoc.FieldTextMulti, Label: "Announcement", Required: true}),
@@ -218,8 +216,8 @@ func (m *Manager) commandList() []*command {
 
 // numCommand is a command without input that answers with a number of
 // users in the text-single field v (XEP-0133 §4.13 to §4.17).
-func numCommand(name, what, v string, count func(context.Context) (int, error)) *command {
-	return newCommand(name, "Get Number of "+what, nil, func(ctx context.Context, _ adhoc.Values) ([]adhoc.Field, error) {
+func (m *Manager) numCommand(name, what, v string, count func(context.Context) (int, error)) *command {
+	return m.newCommand(adminNode(name), "Get Number of "+what, reading, nil, func(ctx context.Context, _ adhoc.Values) ([]adhoc.Field, error) {
 		n, err := count(ctx)
 		if err != nil {
 			return nil, err
@@ -240,7 +238,7 @@ var maxItems = []string{"25", "50", "75", "100", "150", "200", "none"}
 // listCommand is a command that asks for max_items and answers with a list
 // of JIDs in the jid-multi field v (XEP-0133 §4.18 to §4.22).
 // An absent max_items, like none, means no limit.
-func listCommand(name, what, v string, list func(ctx context.Context, limit int) ([]string, error)) *command {
+func (m *Manager) listCommand(name, what, v string, list func(ctx context.Context, limit int) ([]string, error)) *command {
 	opts := make([]adhoc.Option, len(maxItems))
 	for i, o := range maxItems {
 		opts[i] = adhoc.Option{Label: o, Value: o}
@@ -248,7 +246,7 @@ func listCommand(name, what, v string, list func(ctx context.Context, limit int)
 	opts[len(opts)-1].Label = "None"
 	f := form("Requesting List of "+what, "Fill out this form to request the "+strings.ToLower(what)+" of this service.",
 		adhoc.Field{Var: fieldMaxItems, Type: adhoc.FieldListSingle, Label: "Maximum number of items to show", Options: opts})
-	return newCommand(name, "Get List of "+what, f, func(ctx context.Context, vals adhoc.Values) ([]adhoc.Field, error) {
+	return m.newCommand(adminNode(name), "Get List of "+what, reading, f, func(ctx context.Context, vals adhoc.Values) ([]adhoc.Field, error) {
 		limit := 0
 		if s := vals.Get(fieldMaxItems); s != "" && s != "none" {
 			limit, _ = strconv.Atoi(s) // one of the numeric options: Validate checked it

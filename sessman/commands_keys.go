@@ -25,17 +25,16 @@ const (
 
 // keyCommands are the API key commands.
 func (m *Manager) keyCommands() []*command {
-	create := newCommand("", "Create an API Key",
+	create := m.newCommand(KeysNS+"#create", "Create an API Key", mutating,
 		form("Creating an API Key", "The key is shown once; only its hash is kept.",
 			adhoc.Field{Var: fieldKeyName, Type: adhoc.FieldTextSingle, Label: "Name", Required: true},
 			adhoc.Field{Var: fieldKeyReadOnly, Type: adhoc.FieldBoolean, Label: "Read-only (may list, not end)"}),
 		m.createKey)
-	list := newCommand("", "List API Keys", nil, m.listKeys)
-	revoke := newCommand("", "Revoke an API Key",
+	list := m.newCommand(KeysNS+"#list", "List API Keys", reading, nil, m.listKeys)
+	revoke := m.newCommand(KeysNS+"#revoke", "Revoke an API Key", mutating,
 		form("Revoking an API Key", "The key stops working at once.",
 			adhoc.Field{Var: fieldKeyID, Type: adhoc.FieldTextSingle, Label: "Key id", Required: true}),
 		m.revokeKey)
-	create.info.Node, list.info.Node, revoke.info.Node = KeysNS+"#create", KeysNS+"#list", KeysNS+"#revoke"
 	return []*command{create, list, revoke}
 }
 

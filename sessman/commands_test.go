@@ -860,3 +860,37 @@ func TestEndUserSessionBlockField(t *testing.T) {
 		})
 	}
 }
+
+func TestReadOnlyCallerChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.addUsers(t, "bob@localhost")
+	mutating := map[string]bool{
+		node("end-user-session"): true, node("add-user"): true, node("delete-user"): true, node("disable-user"): true,
+		node("reenable-user"): true, node("change-user-password"): true, node("announce"): true,
+		sessman.KeysNS + "#create": true, sessman.KeysNS + "#revoke": true,
+	}
+	var nodes []string
+	for _, n := range allNodes {
+		nodes = append(nodes, node(n))
+	}
+	nodes = append(nodes, sessman.KeysNS+"#create", sessman.KeysNS+"#list", sessman.KeysNS+"#revoke")
+	// Every field any command requires, valid for each.
+	fields := []adhoc.Field{
+		field("accountjids", "bob@localhost"), field("accountjid", "bob@localhost"), field("password", "pw2"),
+		field("password-verify", "pw2"), field("body", "hi"), field("name", "k"), field("id", "k"), field("max_items", "none"),
+	}
+	for _, n := range nodes {
+		t.Run(n, func(t *testing.T) {
+			_, err := e.cmds.Execute(t.Context(), adhoc.Request{To: sessManJID, From: adminJID, Admin: true, ReadOnly: true, Node: n, Fields: fields})
+			if mutating[n] {
+				require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
+				assert.Equal(t, "This API key is read-only.", adhoc.AsError(err).Text)
+			} else if err != nil {
+				assert.NotEqual(t, "This API key is read-only.", adhoc.AsError(err).Text)
+			}
+		})
+	}
+	total, _, err := e.db.Audit(t.Context(), store.AuditQuery{})
+	require.NoError(t, err)
+	assert.Zero(t, total, "refusals are not audited")
+}
