@@ -68,12 +68,7 @@ func (db *DB) AddUser(ctx context.Context, user jid.JID, password string, admin 
 // DeleteUser deletes the account user and its credentials, returning
 // ErrNotFound if it does not exist.
 func (db *DB) DeleteUser(ctx context.Context, user jid.JID) error {
-	key, ok := accountKey(user)
-	if !ok {
-		return noAccount(key)
-	}
-	// The credentials go with the account: ON DELETE CASCADE.
-	return wrapErr("delete", key, db.execOne(ctx, key, `DELETE FROM accounts WHERE jid = $1`))
+	return db.DeleteUsers(ctx, []jid.JID{user})
 }
 
 // SetPassword replaces the credentials of user with ones for password, with
@@ -104,12 +99,7 @@ func (db *DB) SetPassword(ctx context.Context, user jid.JID, password string) er
 // SetDisabled disables or enables the account user, returning ErrNotFound if
 // it does not exist.
 func (db *DB) SetDisabled(ctx context.Context, user jid.JID, disabled bool) error {
-	key, ok := accountKey(user)
-	if !ok {
-		return noAccount(key)
-	}
-	return wrapErr("set disabled of", key,
-		db.execOne(ctx, key, `UPDATE accounts SET disabled = $2 WHERE jid = $1`, disabled))
+	return db.SetUsersDisabled(ctx, []jid.JID{user}, disabled)
 }
 
 // SetAdmin grants or revokes the admin flag of the account user, returning

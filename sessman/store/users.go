@@ -74,6 +74,7 @@ func (db *DB) ListUsers(ctx context.Context, q UserQuery) ([]jid.JID, error) {
 // deletes none.
 // A user named twice is deleted once.
 func (db *DB) DeleteUsers(ctx context.Context, users []jid.JID) error {
+	// The credentials go with the account: ON DELETE CASCADE.
 	return db.eachUser(ctx, "delete", users, `DELETE FROM accounts WHERE jid = $1`)
 }
 

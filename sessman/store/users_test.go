@@ -126,3 +126,43 @@ func TestSetUsersDisabled(t *testing.T) {
 		assert.NoError(t, db.VerifyPassword(ctx, u, "pw"))
 	}
 }
+
+// TestOneUserAsBatch checks that DeleteUser and SetDisabled answer like
+// DeleteUsers and SetUsersDisabled given that one user, texts included.
+func TestOneUserAsBatch(t *testing.T) {
+	tests := []struct {
+		name        string
+		givenUser   string
+		expectErrIs error
+	}{
+		{name: "exists", givenUser: "bob@localhost"},
+		{name: "resource ignored", givenUser: "bob@localhost/phone"},
+		{name: "missing", givenUser: "nobody@localhost", expectErrIs: store.ErrNotFound},
+		{name: "no localpart", givenUser: "localhost", expectErrIs: store.ErrNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			u := jid.MustParse(tc.givenUser)
+			one, _ := openTemp(t)
+			batch, _ := openTemp(t)
+			for _, db := range []*store.DB{one, batch} {
+				addUsers(t, db, "bob@localhost")
+			}
+			for _, step := range []struct{ one, batch error }{
+				{one.SetDisabled(ctx, u, true), batch.SetUsersDisabled(ctx, []jid.JID{u}, true)},
+				{one.DeleteUser(ctx, u), batch.DeleteUsers(ctx, []jid.JID{u})},
+			} {
+				if tc.expectErrIs == nil {
+					assert.NoError(t, step.one)
+					assert.NoError(t, step.batch)
+					continue
+				}
+				assert.ErrorIs(t, step.one, tc.expectErrIs)
+				if assert.Error(t, step.batch) {
+					assert.Equal(t, step.batch.Error(), step.one.Error())
+				}
+			}
+		})
+	}
+}
