@@ -81,9 +81,17 @@ func (m *Manager) EndSessions(ctx context.Context, req EndRequest) (EndResult, e
 	return res, nil
 }
 
+// auditTimeout bounds the write of an audit entry.
+const auditTimeout = 5 * time.Second
+
 // audit appends an entry to the audit log; the caller acknowledges the
 // action only if this succeeds.
+// The entry is written even if ctx is done by now: the action was taken
+// (an end that ran out of time kicked sessions), so it is recorded, within
+// auditTimeout.
 func (m *Manager) audit(ctx context.Context, origin adhoc.Origin, action string, targets []string, outcome, detail string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
 	_, err := m.db.AppendAudit(ctx, store.AuditEntry{
 		Time: time.Now(), Actor: origin.Caller, Auth: origin.Auth, Action: action, Targets: targets,
 		Outcome: outcome, Detail: detail, RemoteAddr: origin.RemoteAddr, RequestID: origin.RequestID,

@@ -1,6 +1,7 @@
 package sessman_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -79,4 +80,48 @@ func TestEndSessionsBlockUnderASecond(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, entries, 1)
 	assert.Equal(t, "ended 1 sessions, blocked 0.5s", entries[0].Detail)
+}
+
+func TestEndSessionsTimeout(t *testing.T) {
+	e := newEnv(t)
+	alice := jid.MustParse("alice@localhost")
+	stuck := newTestConn(e.reg, "alice@localhost/stuck")
+	stuck.ignore = true // kicked, it never unbinds
+	require.NoError(t, e.reg.Bind(stuck))
+
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	res, err := e.mgr.EndSessions(ctx, sessman.EndRequest{User: alice, All: true, Origin: adhoc.Origin{Caller: "root@localhost", RequestID: "req-2"}})
+	require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.RemoteServerTimeout})
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "the cause is kept")
+	assert.Equal(t, "Not every session ended in time; 0 did.", adhoc.AsError(err).Text)
+	assert.Empty(t, res.Ended)
+	assert.Equal(t, sessman.ConditionPolicyViolation, stuck.kicked.Load())
+
+	total, entries, err := e.db.Audit(t.Context(), store.AuditQuery{Target: "alice@localhost"})
+	require.NoError(t, err)
+	require.Equal(t, 1, total, "the timed-out attempt is audited")
+	assert.Equal(t, "end-sessions", entries[0].Action)
+	assert.Equal(t, "remote-server-timeout", entries[0].Outcome)
+	assert.Equal(t, "ended 0 sessions", entries[0].Detail)
+	assert.Equal(t, "req-2", entries[0].RequestID)
+}
+
+func TestEndUserSessionTimeoutIsAudited(t *testing.T) {
+	e := newEnv(t)
+	stuck := newTestConn(e.reg, "alice@localhost/stuck")
+	stuck.ignore = true // kicked, it never unbinds
+	require.NoError(t, e.reg.Bind(stuck))
+
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err := e.cmds.Execute(ctx, adhoc.Request{To: jid.MustParse("sess-man@localhost"), From: jid.MustParse("root@localhost"), Admin: true,
+		Node: sessman.AdminNS + "#end-user-session", Fields: []adhoc.Field{{Var: "accountjids", Values: []string{"alice@localhost"}}}})
+	require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.RemoteServerTimeout})
+	assert.Equal(t, "Not every session ended in time; 0 did.", adhoc.AsError(err).Text)
+
+	total, entries, err := e.db.Audit(t.Context(), store.AuditQuery{Target: "alice@localhost"})
+	require.NoError(t, err)
+	require.Equal(t, 1, total, "the timed-out attempt is audited")
+	assert.Equal(t, "remote-server-timeout", entries[0].Outcome)
 }
