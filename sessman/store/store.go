@@ -221,12 +221,8 @@ func Open(path string) (*DB, error) {
 // It first waits until the audit entries already queued are written.
 func (db *DB) Close() error {
 	db.audit.close()
-	for _, stmt := range []*sql.Stmt{db.stmt.credentials, db.stmt.activeBlock, db.stmt.auditEntry, db.stmt.auditTarget} {
-		if stmt != nil {
-			// Closing the pool below closes them anyway; only its error counts.
-			_ = stmt.Close()
-		}
-	}
+	// Closing the pool closes the statements of db.stmt with the
+	// connections they were prepared on.
 	if err := db.sql.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
