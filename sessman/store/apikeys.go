@@ -217,10 +217,14 @@ func (db *DB) APIKeyBySecret(ctx context.Context, secret string) (APIKey, error)
 	return key, nil
 }
 
-// APIKeys returns every API key, revoked ones included, ordered by creation
-// time and ID.
+// APIKeys returns every API key, revoked ones included, in the order they
+// were created.
 func (db *DB) APIKeys(ctx context.Context) ([]APIKey, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys ORDER BY created_at, id`)
+	// created_at is in milliseconds and ids are random, so keys created in the
+	// same millisecond are ordered by SQLite's rowid, which grows with every
+	// insert (keys are revoked, never deleted). PostgreSQL would use an
+	// identity column here.
+	rows, err := db.sql.QueryContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys ORDER BY created_at, rowid`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list API keys: %w", err)
 	}
