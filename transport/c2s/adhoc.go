@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/codec"
@@ -31,8 +32,11 @@ func (s *Server) isComponent(addr jid.JID) bool {
 
 // commandItems answers a disco#items request for the commands node
 // (XEP-0050 §2.2) with the commands the requester may run.
+// It runs on the read loop, so the admin lookup has the command deadline.
 func (c *conn) commandItems(iq element, component jid.JID) {
-	admin, err := c.srv.accounts.IsAdmin(context.Background(), c.addr.Bare())
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.CommandTimeout)
+	defer cancel()
+	admin, err := c.srv.accounts.IsAdmin(ctx, c.addr.Bare())
 	if err != nil {
 		c.log.Error().Err(err).Msg("admin lookup failed")
 	}
@@ -62,6 +66,7 @@ func (c *conn) executeCommand(iq, payload element, component jid.JID) {
 		defer cancel()
 		admin, err := c.srv.accounts.IsAdmin(ctx, c.addr.Bare())
 		if err != nil {
+			c.log.Error().Err(err).Msg("admin lookup failed")
 			c.replyCommandError(iq, adhoc.AsError(err))
 			return
 		}
@@ -70,7 +75,7 @@ func (c *conn) executeCommand(iq, payload element, component jid.JID) {
 		resp, err := c.srv.commands.Execute(ctx, req)
 		if err != nil {
 			e := adhoc.AsError(err)
-			if e.Condition == "internal-server-error" {
+			if e.Condition == stanza.InternalServerError {
 				c.log.Error().Err(err).Str("node", req.Node).Msg("command failed")
 			}
 			c.replyCommandError(iq, e)

@@ -1,14 +1,25 @@
 package c2s_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
+	"net"
+	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/sessman"
 	"github.com/adhocd/adhocd/sessman/store"
+	"github.com/adhocd/adhocd/transport/c2s"
 )
 
 const endUserSession = "http://jabber.org/protocol/admin#end-user-session"
@@ -101,4 +112,100 @@ func TestInBandAdminEndsOwnSession(t *testing.T) {
 	assert.Equal(t, "policy-violation", cond)
 	assert.Equal(t, "In-band kick.", text)
 	e.waitUnbound(t, "root@localhost/console")
+}
+
+// failingAdmin is storeAccounts whose admin lookup fails: with hang set it
+// waits for its ctx (or the end of the test), else it reports a broken store.
+type failingAdmin struct {
+	storeAccounts
+	hang    bool
+	release chan struct{}
+}
+
+func (a failingAdmin) IsAdmin(ctx context.Context, _ jid.JID) (bool, error) {
+	if !a.hang {
+		return false, errors.New("store: disk I/O error")
+	}
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-a.release:
+		return false, errors.New("test over")
+	}
+}
+
+// logBuffer collects log lines from the server's goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// newFailingAdminEnv is a STARTTLS-only env whose admin lookups fail, with
+// a 50ms command deadline; its log goes to the returned buffer too.
+func newFailingAdminEnv(t *testing.T, hang bool) (*env, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	release := make(chan struct{})
+	logger := zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), logs))
+	db, err := store.Open(filepath.Join(t.TempDir(), "adhocd.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	serverTLS, clientTLS := testCert(t)
+	reg := sessman.New(sessman.Config{}, logger)
+	cmds := adhoc.NewRegistry(adhoc.RegistryConfig{})
+	manager := sessman.NewManager(sessman.ManagerConfig{Domain: domain}, reg, db, logger)
+	require.NoError(t, manager.Register(cmds))
+	srv := c2s.New(c2s.Config{Domain: domain, TLS: serverTLS, CommandTimeout: 50 * time.Millisecond},
+		c2s.Deps{Accounts: failingAdmin{storeAccounts{db, manager}, hang, release}, Registry: reg, Commands: cmds, Logger: logger})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln, false) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, srv.Close(ctx))
+		require.ErrorIs(t, <-done, c2s.ErrServerClosed)
+	})
+	t.Cleanup(func() { close(release) }) // before Close: a hung lookup would hold it up
+	return &env{srv: srv, reg: reg, db: db, cmds: cmds, addr: ln.Addr().String(), client: clientTLS}, logs
+}
+
+func TestInBandDiscoAdminLookupHasDeadline(t *testing.T) {
+	e, logs := newFailingAdminEnv(t, true)
+	admin := e.connect(t, e.addAccount(t, "root", "pw", true), "pw", "console")
+	admin.send(`<iq type='get' id='d1' to='sess-man@localhost'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>`)
+	res := admin.expect("iq")
+	require.Equal(t, "result", res.attr("type"), "a hanging lookup gives up at the command deadline: %+v", res)
+	_, ok := res.find("query")
+	assert.True(t, ok, "%+v", res)
+	assert.Contains(t, logs.String(), "admin lookup failed")
+	admin.send(`<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	assert.Equal(t, "result", admin.expect("iq").attr("type"), "the read loop goes on")
+}
+
+func TestInBandCommandAdminLookupFailureIsLogged(t *testing.T) {
+	e, logs := newFailingAdminEnv(t, false)
+	admin := e.connect(t, e.addAccount(t, "root", "pw", true), "pw", "console")
+	admin.send("%s", endUserSessionIQ("k1", "sess-man@localhost", "nobody@localhost"))
+	res := admin.expect("iq")
+	require.Equal(t, "error", res.attr("type"), "%+v", res)
+	_, internal := res.find("internal-server-error")
+	assert.True(t, internal, "%+v", res)
+	text, _ := res.find("text")
+	assert.NotContains(t, text.Text, "disk I/O", "the cause is not sent")
+	assert.Contains(t, logs.String(), "admin lookup failed")
+	assert.Contains(t, logs.String(), "disk I/O error", "the cause is in the log")
 }
