@@ -200,9 +200,6 @@ prolog:
 		}
 		var fields []adhoc.Field
 		if len(cmd.Forms) > 0 {
-			if len(cmd.Forms[0].Fields) > MaxFields {
-				return adhoc.Request{}, format, badRequest("The command has more than %d fields.", MaxFields)
-			}
 			for _, nf := range cmd.Forms[0].Fields {
 				fields = append(fields, adhoc.Field{Var: nf.Var, Values: nf.Values})
 			}
@@ -214,9 +211,6 @@ prolog:
 		var cmd tigaseXMLCommand
 		if err := d.DecodeElement(&cmd, &start); err != nil {
 			return adhoc.Request{}, format, xmlError(err)
-		}
-		if len(cmd.Fields) > MaxFields {
-			return adhoc.Request{}, format, badRequest("The command has more than %d fields.", MaxFields)
 		}
 		fields := make([]adhoc.Field, 0, len(cmd.Fields))
 		for _, item := range cmd.Fields {
@@ -290,9 +284,6 @@ func decodeJSON(r io.Reader) (adhoc.Request, error) {
 	if err != nil {
 		return adhoc.Request{}, err
 	}
-	if strings.TrimSpace(node) == "" {
-		return adhoc.Request{}, badRequest("The command envelope has no node.")
-	}
 	sessionID, err := optString(cmd, "sessionid", "The sessionid must be a string.")
 	if err != nil {
 		return adhoc.Request{}, err
@@ -307,9 +298,6 @@ func decodeJSON(r io.Reader) (adhoc.Request, error) {
 		items, ok := raw.([]any)
 		if !ok {
 			return adhoc.Request{}, badRequest("The fields must be an array.")
-		}
-		if len(items) > MaxFields {
-			return adhoc.Request{}, badRequest("The command has more than %d fields.", MaxFields)
 		}
 		for i, item := range items {
 			fd, err := decodeJSONField(i, item)
@@ -332,9 +320,6 @@ func decodeJSONField(i int, item any) (adhoc.Field, error) {
 		return adhoc.Field{}, err
 	}
 	name = strings.TrimSpace(name)
-	if name == "" {
-		return adhoc.Field{}, badRequest("Field %d has no var.", i+1)
-	}
 	fd := adhoc.Field{Var: name}
 	switch v := obj["value"].(type) {
 	case nil:
@@ -343,9 +328,6 @@ func decodeJSONField(i int, item any) (adhoc.Field, error) {
 		fd.Values = []string{v}
 		return fd, nil
 	case []any:
-		if len(v) > adhoc.MaxFieldValues {
-			return adhoc.Field{}, badRequest("Field %s has more than %d values.", name, adhoc.MaxFieldValues)
-		}
 		for _, el := range v {
 			s, ok := el.(string)
 			if !ok {
