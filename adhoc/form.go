@@ -257,15 +257,17 @@ func xmlText(s string) bool {
 				return false
 			}
 		}
-		if !isXMLChar(r) {
+		if !IsXMLChar(r) {
 			return false
 		}
 	}
 	return true
 }
 
-// isXMLChar reports whether r is a character of XML 1.0 §2.2 (Char).
-func isXMLChar(r rune) bool {
+// IsXMLChar reports whether r is a character of XML 1.0 §2.2 (Char).
+// Field values must be made of them (Form.Validate); codec writes any other
+// as U+FFFD.
+func IsXMLChar(r rune) bool {
 	return r == 0x09 || r == 0x0A || r == 0x0D ||
 		r >= 0x20 && r <= 0xD7FF ||
 		r >= 0xE000 && r <= 0xFFFD ||

@@ -367,6 +367,15 @@ func TestEncodeResponseShapes(t *testing.T) {
 		}
 		assert.Equal(t, []string{"<xml>&amp;</xml>", "]]>", ""}, values)
 	})
+	t.Run("characters XML cannot carry become U+FFFD", func(t *testing.T) {
+		resp := adhoc.Response{Node: "n", Status: adhoc.StatusCompleted, Notes: []adhoc.Note{{Type: adhoc.NoteInfo, Text: "a\xffb\x01c\uFFFDd\U0001F600"}}}
+		for _, f := range []codec.Format{codec.TigaseXML, codec.NativeXML} {
+			var buf bytes.Buffer
+			require.NoError(t, codec.EncodeResponse(&buf, f, sessMan, resp))
+			assert.Contains(t, buf.String(), "a\uFFFDb\uFFFDc\uFFFDd\U0001F600", "an invalid byte, a control character, a real U+FFFD; others are kept")
+			parseXMLTree(t, buf.Bytes())
+		}
+	})
 	t.Run("no state, no cause on the wire", func(t *testing.T) {
 		resp := seedResponse
 		resp.State = "secret-state"

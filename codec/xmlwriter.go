@@ -3,6 +3,8 @@ package codec
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/adhocd/adhocd/adhoc"
 )
 
 // xmlWriter builds an indented XML document in memory with a fixed
@@ -74,13 +76,7 @@ func (w *xmlWriter) text(name, value string, attrs ...string) {
 // Text keeps newlines and tabs; carriage returns are written as references
 // so that parsers do not normalise them away.
 func escape(b *strings.Builder, s string, attr bool) {
-	for i, r := range s {
-		if r == utf8.RuneError {
-			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
-				b.WriteRune(utf8.RuneError)
-				continue
-			}
-		}
+	for _, r := range s { // an invalid UTF-8 byte comes as U+FFFD, and is written as such
 		switch {
 		case r == '&':
 			b.WriteString("&amp;")
@@ -96,18 +92,10 @@ func escape(b *strings.Builder, s string, attr bool) {
 			b.WriteString("&#xA;")
 		case r == '\t' && attr:
 			b.WriteString("&#x9;")
-		case !isXMLChar(r):
+		case !adhoc.IsXMLChar(r):
 			b.WriteRune(utf8.RuneError)
 		default:
 			b.WriteRune(r)
 		}
 	}
-}
-
-// isXMLChar reports whether r is a character of XML 1.0 §2.2 (Char).
-func isXMLChar(r rune) bool {
-	return r == 0x09 || r == 0x0A || r == 0x0D ||
-		r >= 0x20 && r <= 0xD7FF ||
-		r >= 0xE000 && r <= 0xFFFD ||
-		r >= 0x10000 && r <= 0x10FFFF
 }
