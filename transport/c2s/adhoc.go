@@ -3,6 +3,7 @@ package c2s
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 
 	"mellium.im/xmpp/jid"
@@ -50,18 +51,38 @@ func (c *conn) commandItems(iq element, component jid.JID) {
 	c.replyResult(iq, b.String())
 }
 
+// maxCommandsPerClient is how many in-band commands one client may have
+// running at once; each runs in a goroutine until the command deadline.
+const maxCommandsPerClient = 4
+
+// errTooManyCommands answers a command past maxCommandsPerClient.
+var errTooManyCommands = &adhoc.Error{Condition: stanza.ResourceConstraint,
+	Text: fmt.Sprintf("You have %d commands running; wait for one to finish.", maxCommandsPerClient)}
+
 // executeCommand runs a XEP-0050 command IQ in its own goroutine: a command
 // may end the requester's own session, whose read loop must keep running
-// for that to finish.
+// for that to finish. Any client may send command IQs (the admin check runs
+// in the goroutine), so the goroutines of one client are bounded.
 func (c *conn) executeCommand(iq, payload element, component jid.JID) {
 	req, _, err := codec.DecodeRequest(bytes.NewReader(payload.marshal()), codec.TigaseXML)
 	if err != nil {
 		c.replyCommandError(iq, adhoc.AsError(err))
 		return
 	}
+	if c.commandSlots == nil {
+		c.commandSlots = make(chan struct{}, maxCommandsPerClient)
+	}
+	select {
+	case c.commandSlots <- struct{}{}:
+	default:
+		c.replyCommandError(iq, errTooManyCommands)
+		return
+	}
+	slots := c.commandSlots
 	c.srv.wg.Add(1)
 	go func() {
 		defer c.srv.wg.Done()
+		defer func() { <-slots }()
 		ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.CommandTimeout)
 		defer cancel()
 		admin, err := c.srv.accounts.IsAdmin(ctx, c.addr.Bare())

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
@@ -156,6 +157,12 @@ func (b *logBuffer) String() string {
 // a 50ms command deadline; its log goes to the returned buffer too.
 func newFailingAdminEnv(t *testing.T, hang bool) (*env, *logBuffer) {
 	t.Helper()
+	return newFailingAdminEnvWith(t, hang, 50*time.Millisecond)
+}
+
+// newFailingAdminEnvWith is newFailingAdminEnv with another command deadline.
+func newFailingAdminEnvWith(t *testing.T, hang bool, commandTimeout time.Duration) (*env, *logBuffer) {
+	t.Helper()
 	logs := &logBuffer{}
 	release := make(chan struct{})
 	logger := zerolog.New(io.MultiWriter(zerolog.NewTestWriter(t), logs))
@@ -167,7 +174,7 @@ func newFailingAdminEnv(t *testing.T, hang bool) (*env, *logBuffer) {
 	cmds := adhoc.NewRegistry(adhoc.RegistryConfig{})
 	manager := sessman.NewManager(sessman.ManagerConfig{Domain: domain}, reg, db, logger)
 	require.NoError(t, manager.Register(cmds))
-	srv := c2s.New(c2s.Config{Domain: domain, TLS: serverTLS, CommandTimeout: 50 * time.Millisecond},
+	srv := c2s.New(c2s.Config{Domain: domain, TLS: serverTLS, CommandTimeout: commandTimeout},
 		c2s.Deps{Accounts: failingAdmin{storeAccounts{db, manager}, hang, release}, Registry: reg, Commands: cmds, Logger: logger})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -208,4 +215,20 @@ func TestInBandCommandAdminLookupFailureIsLogged(t *testing.T) {
 	assert.NotContains(t, text.Text, "disk I/O", "the cause is not sent")
 	assert.Contains(t, logs.String(), "admin lookup failed")
 	assert.Contains(t, logs.String(), "disk I/O error", "the cause is in the log")
+}
+
+func TestInBandCommandsPerClientAreBounded(t *testing.T) {
+	// Lookups hang until the test ends, so the first commands stay running.
+	e, _ := newFailingAdminEnvWith(t, true, time.Minute)
+	eve := e.connect(t, e.addUser(t, "eve", "pw"), "pw", "r")
+	for i := range 5 {
+		eve.send("%s", endUserSessionIQ(fmt.Sprintf("k%d", i), "sess-man@localhost", "bob@localhost"))
+	}
+	res := eve.expect("iq")
+	assert.Equal(t, "k4", res.attr("id"), "only the fifth is answered while four run: %+v", res)
+	require.Equal(t, "error", res.attr("type"), "%+v", res)
+	_, limited := res.find("resource-constraint")
+	assert.True(t, limited, "%+v", res)
+	eve.send(`<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	assert.Equal(t, "result", eve.expect("iq").attr("type"), "the read loop goes on")
 }

@@ -72,6 +72,10 @@ type conn struct {
 	grace      *time.Timer
 	idle       *time.Timer // keepalive
 	pingedAt   time.Time   // when the outstanding keepalive ping was sent; zero if none
+
+	// commandSlots bounds the in-band commands running at once for this
+	// client; made on its first command, only the read loop takes a slot.
+	commandSlots chan struct{}
 }
 
 func newConn(srv *Server, nc net.Conn, transport string, remote net.Addr) *conn {
