@@ -97,15 +97,10 @@ type Note struct {
 type Request struct {
 	// To is the component JID the request was addressed to.
 	To jid.JID
-	// From is the requester, bare or full.
-	From jid.JID
-	// Admin reports whether the requester is an administrator.
-	Admin bool
-	// ReadOnly requesters (read-only API keys) may not run commands that
-	// change anything.
-	ReadOnly bool
-	// Origin says who asked and how, for the audit of admin actions.
-	Origin Origin
+	// Caller is who sends the request; the registry keys multi-stage
+	// sessions by the bare Caller.JID and offers AdminOnly commands to
+	// Caller.Admin only.
+	Caller Caller
 	// Node names the command.
 	Node string
 	// SessionID is empty on the first stage.
@@ -120,14 +115,6 @@ type Request struct {
 	// State is what the command kept in Response.State at the previous stage
 	// of this session; nil on the first stage.
 	State any
-}
-
-// Origin describes where a request came from.
-type Origin struct {
-	Caller     string // the requester as the audit names it: a JID, or apikey:<name>
-	Auth       string // how they authenticated: basic, apikey, xmpp
-	RemoteAddr string
-	RequestID  string
 }
 
 // WantsForm reports whether the request asks for the command's form: no

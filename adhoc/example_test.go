@@ -69,7 +69,7 @@ func ExampleRegistry() {
 
 	// A request with only a node asks for the form.
 	resp, err := reg.Execute(ctx, adhoc.Request{
-		To: jid.MustParse("example.org"), From: from, Admin: true, Node: "urn:example:greet",
+		To: jid.MustParse("example.org"), Node: "urn:example:greet", Caller: adhoc.Caller{JID: from, Admin: true},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -79,9 +79,10 @@ func ExampleRegistry() {
 
 	// The next stage submits it within the session.
 	resp, err = reg.Execute(ctx, adhoc.Request{
-		To: sessMan, From: from, Admin: true, Node: "urn:example:greet",
+		To: sessMan, Node: "urn:example:greet",
 		SessionID: resp.SessionID, Action: adhoc.ActionComplete,
 		Fields: []adhoc.Field{{Var: "accountjids", Values: []string{"juliet@example.org", "romeo@example.org"}}},
+		Caller: adhoc.Caller{JID: from, Admin: true},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -90,7 +91,7 @@ func ExampleRegistry() {
 	fmt.Println(resp.Status, resp.Form.Fields[0].Values)
 
 	// A non-admin may not run it.
-	_, err = reg.Execute(ctx, adhoc.Request{To: sessMan, From: jid.MustParse("juliet@example.org"), Node: "urn:example:greet"})
+	_, err = reg.Execute(ctx, adhoc.Request{To: sessMan, Node: "urn:example:greet", Caller: adhoc.Caller{JID: jid.MustParse("juliet@example.org")}})
 	fmt.Println(adhoc.AsError(err).Text)
 	// Output:
 	// executing Greet users true

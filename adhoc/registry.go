@@ -49,6 +49,7 @@ type Registry struct {
 type component struct {
 	cmds  map[string]Command
 	order []string // nodes in registration order
+	admit func(Caller) error
 }
 
 // session is an open multi-stage command session.
@@ -149,6 +150,44 @@ func (r *Registry) Alias(alias, comp jid.JID) error {
 	return nil
 }
 
+// Guard makes admit decide who may address the component comp at all: its
+// error refuses a caller's listing and every request before a command runs
+// (and, through Admit, before a transport reads the request).
+// The component need not have commands yet.
+func (r *Registry) Guard(comp jid.JID, admit func(Caller) error) error {
+	key := comp.String()
+	if key == "" || comp.Resourcepart() != "" {
+		return fmt.Errorf("adhoc: guard %q: not a bare component JID", key)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.aliases[key]; ok {
+		return fmt.Errorf("adhoc: guard %s: the JID is an alias", key)
+	}
+	c := r.components[key]
+	if c == nil {
+		c = &component{cmds: make(map[string]Command)}
+		r.components[key] = c
+	}
+	c.admit = admit
+	return nil
+}
+
+// Admit reports whether the caller may address the component at all:
+// item-not-found for an unknown component, or the error of its Guard.
+func (r *Registry) Admit(comp jid.JID, caller Caller) error {
+	r.mu.RLock()
+	_, c, err := r.lookup(comp)
+	r.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	if c.admit != nil {
+		return c.admit(caller)
+	}
+	return nil
+}
+
 // lookup resolves a component JID, following an alias, under r.mu.
 // It returns the canonical component JID and its commands.
 func (r *Registry) lookup(comp jid.JID) (string, *component, error) {
@@ -169,8 +208,12 @@ func (r *Registry) lookup(comp jid.JID) (string, *component, error) {
 // Commands lists the commands of the component that the caller may run, in
 // registration order: every command for an admin, those that are not
 // AdminOnly for anyone else (XEP-0050 §2.2).
-// An unknown component is an *Error with condition item-not-found.
-func (r *Registry) Commands(comp jid.JID, admin bool) ([]Info, error) {
+// An unknown component is an *Error with condition item-not-found; a caller
+// the component's Guard refuses gets its error.
+func (r *Registry) Commands(comp jid.JID, caller Caller) ([]Info, error) {
+	if err := r.Admit(comp, caller); err != nil {
+		return nil, err
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	_, c, err := r.lookup(comp)
@@ -180,7 +223,7 @@ func (r *Registry) Commands(comp jid.JID, admin bool) ([]Info, error) {
 	infos := make([]Info, 0, len(c.order))
 	for _, node := range c.order {
 		info := c.cmds[node].Info()
-		if info.AdminOnly && !admin {
+		if info.AdminOnly && !caller.Admin {
 			continue
 		}
 		infos = append(infos, info)
@@ -192,7 +235,8 @@ func (r *Registry) Commands(comp jid.JID, admin bool) ([]Info, error) {
 // req.To (XEP-0050 §2.4).
 //
 // Errors are *Error values: item-not-found for an unknown component or node,
-// forbidden when an AdminOnly command is run by a non-admin, and for
+// the error of the component's Guard, forbidden when an AdminOnly command
+// is run by a non-admin, and for
 // sessions bad-sessionid (unknown, or of another requester or node),
 // session-expired, bad-action (next or prev that the previous stage did not
 // offer, or without a session), malformed-action, conflict (another stage of
@@ -226,13 +270,21 @@ func (r *Registry) Commands(comp jid.JID, admin bool) ([]Info, error) {
 func (r *Registry) Execute(ctx context.Context, req Request) (Response, error) {
 	r.mu.RLock()
 	key, c, err := r.lookup(req.To)
-	var cmd Command
+	var (
+		cmd   Command
+		admit func(Caller) error
+	)
 	if err == nil {
-		cmd = c.cmds[req.Node]
+		cmd, admit = c.cmds[req.Node], c.admit
 	}
 	r.mu.RUnlock()
 	if err != nil {
 		return Response{}, err
+	}
+	if admit != nil {
+		if err := admit(req.Caller); err != nil {
+			return Response{}, err
+		}
 	}
 	if req.Node == "" {
 		return Response{}, &Error{Condition: stanza.BadRequest, Text: "The request names no command node."}
@@ -243,13 +295,13 @@ func (r *Registry) Execute(ctx context.Context, req Request) (Response, error) {
 			Text:      fmt.Sprintf("There is no command %q at %s.", req.Node, req.To),
 		}
 	}
-	if cmd.Info().AdminOnly && !req.Admin {
+	if cmd.Info().AdminOnly && !req.Caller.Admin {
 		return Response{}, &Error{Condition: stanza.Forbidden, Text: "Only administrators may run this command."}
 	}
 	if _, err := ParseAction(string(req.Action)); err != nil {
 		return Response{}, err
 	}
-	requester := req.From.Bare().String()
+	requester := req.Caller.JID.Bare().String()
 
 	if req.SessionID == "" {
 		switch req.Action {

@@ -151,7 +151,7 @@ func newFixture(t *testing.T, cfg adhoc.RegistryConfig) *fixture {
 	public := funcCommand{
 		info: adhoc.Info{Node: nodePublic, Name: "Public"},
 		fn: func(_ context.Context, req adhoc.Request) (adhoc.Response, error) {
-			return adhoc.Response{Notes: []adhoc.Note{{Text: "hello " + req.From.String()}}}, nil
+			return adhoc.Response{Notes: []adhoc.Note{{Text: "hello " + req.Caller.JID.String()}}}, nil
 		},
 	}
 	block := funcCommand{
@@ -177,9 +177,9 @@ func (f *fixture) exec(t *testing.T, req adhoc.Request) (adhoc.Response, error) 
 	if req.To.String() == "" {
 		req.To = sessMan
 	}
-	if req.From.String() == "" {
-		req.From = admin
-		req.Admin = true
+	if req.Caller.JID.String() == "" {
+		req.Caller.JID = admin
+		req.Caller.Admin = true
 	}
 	return f.reg.Execute(context.Background(), req)
 }
@@ -260,7 +260,7 @@ func TestRegistryCommands(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			infos, err := f.reg.Commands(tc.givenJID, tc.givenAdmin)
+			infos, err := f.reg.Commands(tc.givenJID, adhoc.Caller{Admin: tc.givenAdmin})
 			if tc.expectErr != nil {
 				assert.ErrorIs(t, err, tc.expectErr)
 				return
@@ -273,6 +273,36 @@ func TestRegistryCommands(t *testing.T) {
 			assert.Equal(t, tc.expectNodes, nodes)
 		})
 	}
+}
+
+func TestRegistryGuard(t *testing.T) {
+	f := newFixture(t, adhoc.RegistryConfig{})
+	other := jid.MustParse("other.org")
+	calls := 0
+	require.NoError(t, f.reg.Guard(sessMan, func(c adhoc.Caller) error {
+		calls++
+		if c.JID.Domainpart() != sessMan.Domainpart() {
+			return &adhoc.Error{Condition: stanza.Forbidden, Text: "Not for you."}
+		}
+		return nil
+	}))
+	outsider := adhoc.Caller{JID: other, Admin: true}
+	insider := adhoc.Caller{JID: admin, Admin: true}
+
+	for _, to := range []jid.JID{sessMan, domain} {
+		assert.ErrorIs(t, f.reg.Admit(to, outsider), &adhoc.Error{Condition: stanza.Forbidden}, "through %s", to)
+		assert.NoError(t, f.reg.Admit(to, insider))
+		_, err := f.reg.Commands(to, outsider)
+		assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
+		_, err = f.reg.Execute(t.Context(), adhoc.Request{To: to, Node: nodeEnd, Caller: outsider})
+		assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden}, "before the command runs")
+		_, err = f.reg.Execute(t.Context(), adhoc.Request{To: to, Node: nodeEnd, Caller: insider})
+		assert.NoError(t, err)
+	}
+	assert.Equal(t, 10, calls)
+	assert.ErrorIs(t, f.reg.Admit(jid.MustParse("nobody@localhost"), insider), &adhoc.Error{Condition: stanza.ItemNotFound})
+	assert.Error(t, f.reg.Guard(domain, nil), "an alias has no guard of its own")
+	assert.Error(t, f.reg.Guard(jid.MustParse("sess-man@localhost/x"), nil))
 }
 
 func TestRegistryExecute(t *testing.T) {
@@ -325,7 +355,7 @@ func TestRegistryExecute(t *testing.T) {
 				to = sessMan
 			}
 			resp, err := f.reg.Execute(context.Background(), adhoc.Request{
-				To: to, From: tc.givenFrom, Admin: tc.givenAdmin, Node: tc.givenNode, Action: tc.whenAction,
+				To: to, Node: tc.givenNode, Action: tc.whenAction, Caller: adhoc.Caller{JID: tc.givenFrom, Admin: tc.givenAdmin},
 			})
 			if tc.expectErr != nil {
 				require.Error(t, err)
@@ -436,9 +466,9 @@ func TestRegistrySessionErrors(t *testing.T) {
 			calls := f.wizard.Calls()
 			f.clock.Advance(tc.givenAdvance)
 
-			req := adhoc.Request{To: sessMan, From: admin, Admin: true, Node: nodeWizard, SessionID: id, Action: tc.whenAction}
+			req := adhoc.Request{To: sessMan, Node: nodeWizard, SessionID: id, Action: tc.whenAction, Caller: adhoc.Caller{JID: admin, Admin: true}}
 			if tc.givenFrom.String() != "" {
-				req.From = tc.givenFrom
+				req.Caller.JID = tc.givenFrom
 			}
 			if tc.givenNode != "" {
 				req.Node = tc.givenNode
@@ -467,7 +497,7 @@ func TestRegistrySessionErrors(t *testing.T) {
 func TestRegistrySessionSameUserOtherResource(t *testing.T) {
 	f := newFixture(t, adhoc.RegistryConfig{})
 	id := openWizard(t, f)
-	resp, err := f.exec(t, adhoc.Request{From: jid.MustParse("admin@localhost/other"), Admin: true, Node: nodeWizard, SessionID: id})
+	resp, err := f.exec(t, adhoc.Request{Node: nodeWizard, SessionID: id, Caller: adhoc.Caller{JID: jid.MustParse("admin@localhost/other"), Admin: true}})
 	require.NoError(t, err)
 	assert.Equal(t, adhoc.StatusExecuting, resp.Status)
 }
@@ -566,7 +596,7 @@ func TestRegistryMaxSessionsPerRequester(t *testing.T) {
 		_, err := f.exec(t, adhoc.Request{Node: nodeWizard, SessionID: id})
 		assert.NoError(t, err)
 	}
-	_, err = f.exec(t, adhoc.Request{From: jid.MustParse("other@localhost"), Admin: true, Node: nodeWizard})
+	_, err = f.exec(t, adhoc.Request{Node: nodeWizard, Caller: adhoc.Caller{JID: jid.MustParse("other@localhost"), Admin: true}})
 	assert.NoError(t, err, "the limit is per requester")
 }
 
@@ -575,7 +605,7 @@ func TestRegistryDeadline(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	_, err := f.reg.Execute(ctx, adhoc.Request{To: sessMan, From: alice, Node: nodeBlock})
+	_, err := f.reg.Execute(ctx, adhoc.Request{To: sessMan, Node: nodeBlock, Caller: adhoc.Caller{JID: alice}})
 	require.Error(t, err)
 	e := adhoc.AsError(err)
 	assert.Equal(t, stanza.RemoteServerTimeout, e.Condition)
@@ -585,7 +615,7 @@ func TestRegistryDeadline(t *testing.T) {
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
 	calls := f.wizard.Calls()
-	_, err = f.reg.Execute(done, adhoc.Request{To: sessMan, From: admin, Admin: true, Node: nodeWizard})
+	_, err = f.reg.Execute(done, adhoc.Request{To: sessMan, Node: nodeWizard, Caller: adhoc.Caller{JID: admin, Admin: true}})
 	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.RemoteServerTimeout})
 	assert.Equal(t, calls, f.wizard.Calls(), "a done context does not reach the command")
 }
@@ -612,7 +642,7 @@ func TestRegistryLateSuccessIsNotTrusted(t *testing.T) {
 	}
 	require.NoError(t, f.reg.Register(sessMan, late))
 	run := func(ctx context.Context, sessionID string) (adhoc.Response, error) {
-		req := adhoc.Request{To: sessMan, From: admin, Admin: true, Node: "urn:test:late", SessionID: sessionID}
+		req := adhoc.Request{To: sessMan, Node: "urn:test:late", SessionID: sessionID, Caller: adhoc.Caller{JID: admin, Admin: true}}
 		if sessionID != "" {
 			req.Action = adhoc.ActionNext
 		}
@@ -686,7 +716,7 @@ func TestRegistryBusySession(t *testing.T) {
 
 	errc := make(chan error, 1)
 	go func() {
-		_, err := f.reg.Execute(context.Background(), adhoc.Request{To: sessMan, From: admin, Node: "urn:test:slow", SessionID: resp.SessionID, Action: adhoc.ActionNext})
+		_, err := f.reg.Execute(context.Background(), adhoc.Request{To: sessMan, Node: "urn:test:slow", SessionID: resp.SessionID, Action: adhoc.ActionNext, Caller: adhoc.Caller{JID: admin}})
 		errc <- err
 	}()
 	<-started
@@ -708,7 +738,7 @@ func TestRegistryConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			from := jid.MustParse("admin" + strconv.Itoa(i) + "@localhost")
-			req := adhoc.Request{To: sessMan, From: from, Admin: true, Node: nodeWizard}
+			req := adhoc.Request{To: sessMan, Node: nodeWizard, Caller: adhoc.Caller{JID: from, Admin: true}}
 			resp, err := f.reg.Execute(context.Background(), req)
 			if err != nil {
 				errs <- err
@@ -722,7 +752,7 @@ func TestRegistryConcurrent(t *testing.T) {
 					return
 				}
 			}
-			if _, err := f.reg.Commands(domain, false); err != nil {
+			if _, err := f.reg.Commands(domain, adhoc.Caller{}); err != nil {
 				errs <- err
 			}
 		}()

@@ -131,7 +131,7 @@ func ExampleNegotiate() {
 func ExampleEncodeItems() {
 	reg := adhoc.NewRegistry(adhoc.RegistryConfig{})
 	component := jid.MustParse("sess-man@localhost")
-	infos, err := reg.Commands(component, true)
+	infos, err := reg.Commands(component, adhoc.Caller{Admin: true})
 	fmt.Println(len(infos), adhoc.AsError(err).Condition)
 
 	items := codec.NewItems(component, []adhoc.Info{{Node: "http://jabber.org/protocol/admin#end-user-session", Name: "End User Session"}})

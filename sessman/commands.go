@@ -7,10 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
-
 	"github.com/adhocd/adhocd/adhoc"
+	"mellium.im/xmpp/jid"
 )
 
 // AdminNS is the namespace of XEP-0133 Service Administration; the node of
@@ -38,19 +36,12 @@ type command struct {
 	// check is form with accountjids not required, since accountjid may
 	// stand in for it; accountTargets checks that one of them is given.
 	check *adhoc.Form
-	run   func(ctx context.Context, vals adhoc.Values) ([]adhoc.Field, error)
-
-	m *Manager
-	// mutates: the command changes something, so it is audited and refused
-	// to read-only callers.
-	mutates bool
+	run   func(ctx context.Context, c adhoc.Caller, vals adhoc.Values) ([]adhoc.Field, error)
+	m     *Manager
+	// perm is what the command asks of authorize; a command that changes
+	// something (not readAccounts) is audited.
+	perm permission
 }
-
-// The mutates argument of newCommand.
-const (
-	mutating = true
-	reading  = false
-)
 
 var _ adhoc.Command = (*command)(nil)
 
@@ -60,15 +51,15 @@ func adminNode(name string) string { return AdminNS + "#" + name }
 // newCommand returns the command node of m.
 // Only end-user-session is self-service: a non-admin may run it on their
 // own account; every other command is for admins only.
-func (m *Manager) newCommand(node, human string, mutates bool, form *adhoc.Form, run func(context.Context, adhoc.Values) ([]adhoc.Field, error)) *command {
-	selfService := node == adminNode("end-user-session")
+func (m *Manager) newCommand(node, human string, perm permission, form *adhoc.Form,
+	run func(context.Context, adhoc.Caller, adhoc.Values) ([]adhoc.Field, error)) *command {
 	c := &command{
-		info:    adhoc.Info{Node: node, Name: human, AdminOnly: !selfService},
-		form:    form,
-		check:   form,
-		run:     run,
-		m:       m,
-		mutates: mutates,
+		info:  adhoc.Info{Node: node, Name: human, AdminOnly: perm != endSessions},
+		form:  form,
+		check: form,
+		run:   run,
+		m:     m,
+		perm:  perm,
 	}
 	if form != nil {
 		check := *form
@@ -88,8 +79,10 @@ func (c *command) Info() adhoc.Info { return c.info }
 
 // Execute implements adhoc.Command.
 // A request for the form gets it (status executing, action complete);
-// anything else is a submission, validated and run at once, so that a
-// single request with fields and no session completes the command.
+// anything else is a submission, validated, authorized and run at once, so
+// that a single request with fields and no session completes the command.
+// A command that changes something is audited as adhoc:<node>, with the
+// JIDs it was given, unless authorization refused it (nothing was done).
 func (c *command) Execute(ctx context.Context, req adhoc.Request) (adhoc.Response, error) {
 	if c.form != nil && req.WantsForm() {
 		return adhoc.Response{
@@ -104,16 +97,16 @@ func (c *command) Execute(ctx context.Context, req adhoc.Request) (adhoc.Respons
 		return adhoc.Response{}, err
 	}
 	targets := append(vals.JIDs(fieldAccountJIDs), vals.JIDs(fieldAccountJID)...)
-	if err := c.allowed(req, targets); err != nil {
+	if err := c.m.authorize(req.Caller, c.perm, targets); err != nil {
 		return adhoc.Response{}, err
 	}
-	fields, err := c.run(ctx, vals)
-	if c.mutates {
+	fields, err := c.run(ctx, req.Caller, vals)
+	if c.perm != readAccounts {
 		names := make([]string, len(targets))
 		for i, t := range targets {
 			names[i] = t.String()
 		}
-		if aerr := c.m.audit(ctx, originOf(req), "adhoc:"+c.info.Node, names, outcome(err), ""); aerr != nil && err == nil {
+		if aerr := c.m.accounts.audit(ctx, req.Caller, "adhoc:"+c.info.Node, names, outcome(err), ""); aerr != nil && err == nil {
 			err = aerr
 		}
 	}
@@ -126,33 +119,6 @@ func (c *command) Execute(ctx context.Context, req adhoc.Request) (adhoc.Respons
 	}, nil
 }
 
-// allowed checks what the registry cannot: read-only callers change
-// nothing, and a non-admin's self-service touches only their own account.
-func (c *command) allowed(req adhoc.Request, targets []jid.JID) error {
-	if c.mutates && req.ReadOnly {
-		return &adhoc.Error{Condition: stanza.Forbidden, Text: "This API key is read-only."}
-	}
-	if req.Admin {
-		return nil
-	}
-	for _, t := range targets {
-		if !t.Bare().Equal(req.From.Bare()) {
-			return &adhoc.Error{Condition: stanza.Forbidden, Text: "You may only end your own sessions."}
-		}
-	}
-	return nil
-}
-
-// originOf is the request's origin, naming the requester when the
-// transport did not.
-func originOf(req adhoc.Request) adhoc.Origin {
-	o := req.Origin
-	if o.Caller == "" {
-		o.Caller = req.From.Bare().String()
-	}
-	return o
-}
-
 // commands returns every command: end-user-session first, then the
 // others in the order of XEP-0133 §4, then the API key commands.
 func (m *Manager) commands() []*command {
@@ -161,64 +127,64 @@ func (m *Manager) commands() []*command {
 
 func (m *Manager) commandList() []*command {
 	return []*command{
-		m.newCommand(adminNode("end-user-session"), "End User Session", mutating,
+		m.newCommand(adminNode("end-user-session"), "End User Session", endSessions,
 			form("Ending a User Session", "Fill out this form to end a user's session.",
 				append(accountsFields("The Jabber ID(s) for which to end sessions"),
 					adhoc.Field{Var: fieldReason, Type: adhoc.FieldTextSingle, Label: "Reason, sent to the client"},
 					adhoc.Field{Var: fieldBlock, Type: adhoc.FieldTextSingle, Label: "Refuse new logins for this many seconds"})...),
 			m.endUserSession),
-		m.newCommand(adminNode("add-user"), "Add User", mutating,
+		m.newCommand(adminNode("add-user"), "Add User", changeThings,
 			form("Adding a User", "Fill out this form to add a user.",
 				accountField("The Jabber ID for the account to be added"),
 				passwordField("The password for this account"),
 				adhoc.Field{Var: fieldPasswordVerify, Type: adhoc.FieldTextPrivate, Label: "Retype password", Required: true},
 				adhoc.Field{Var: "email", Type: adhoc.FieldTextSingle, Label: "Email address (not stored)"}),
 			m.addUser),
-		m.newCommand(adminNode("delete-user"), "Delete User", mutating,
+		m.newCommand(adminNode("delete-user"), "Delete User", changeThings,
 			form("Deleting a User", "Fill out this form to delete a user.", accountsFields("The Jabber ID(s) to delete")...),
-			m.changeAccounts(m.db.DeleteUsers, "account deleted", "Your account was deleted.")),
-		m.newCommand(adminNode("disable-user"), "Disable User", mutating,
+			m.changeAccounts(m.accounts.deleteUsers, "Your account was deleted.")),
+		m.newCommand(adminNode("disable-user"), "Disable User", changeThings,
 			form("Disabling a User", "Fill out this form to disable a user.", accountsFields("The Jabber ID(s) to disable")...),
-			m.changeAccounts(m.disableUsers, "account disabled", "Your account was disabled.")),
-		m.newCommand(adminNode("reenable-user"), "Re-Enable User", mutating,
+			m.changeAccounts(m.disableUsers, "Your account was disabled.")),
+		m.newCommand(adminNode("reenable-user"), "Re-Enable User", changeThings,
 			form("Re-Enable a User", "Fill out this form to re-enable a user.", accountsFields("The Jabber ID(s) to re-enable")...),
-			m.changeAccounts(m.enableUsers, "account re-enabled", "")),
-		m.newCommand(adminNode("change-user-password"), "Change User Password", mutating,
+			m.changeAccounts(m.enableUsers, "")),
+		m.newCommand(adminNode("change-user-password"), "Change User Password", changeThings,
 			form("Changing a User Password", "Fill out this form to change a user's password.",
 				accountField("The Jabber ID for this account"), passwordField("The password for this account")),
 			m.changeUserPassword),
-		m.newCommand(adminNode("get-user-lastlogin"), "Get User Last Login Time", reading,
+		m.newCommand(adminNode("get-user-lastlogin"), "Get User Last Login Time", readAccounts,
 			form("Getting a User's Last Login Time", "Fill out this form to get a user's last login time.",
 				accountField("The Jabber ID for which to retrieve the last login time")),
 			m.getUserLastLogin),
-		m.newCommand(adminNode("user-stats"), "Get User Statistics", reading,
+		m.newCommand(adminNode("user-stats"), "Get User Statistics", readAccounts,
 			form("Get User Statistics", "Fill out this form to gather user statistics.",
 				accountField("The Jabber ID for statistics")),
 			m.userStats),
 		m.numCommand("get-registered-users-num", "Registered Users", "registeredusersnum", m.countAccounts(false)),
 		m.numCommand("get-disabled-users-num", "Disabled Users", "disabledusersnum", m.countAccounts(true)),
 		m.numCommand("get-online-users-num", "Online Users", "onlineusersnum", m.countOnline(anyOnline)),
-		m.numCommand("get-active-users-num", "Active Users", "activeusersnum", m.countOnline(m.anyActive)),
-		m.numCommand("get-idle-users-num", "Idle Users", "idleusersnum", m.countOnline(m.allIdle)),
+		m.numCommand("get-active-users-num", "Active Users", "activeusersnum", m.countOnline(m.active)),
+		m.numCommand("get-idle-users-num", "Idle Users", "idleusersnum", m.countOnline(m.idle)),
 		m.listCommand("get-registered-users-list", "Registered Users", "registereduserjids", m.listAccounts(false)),
 		m.listCommand("get-disabled-users-list", "Disabled Users", "disableduserjids", m.listAccounts(true)),
 		m.listCommand("get-online-users-list", "Online Users", "onlineuserjids", m.listOnline(anyOnline)),
 		m.listCommand("get-online-users", "Online Users with Resources", "onlineuserjids", m.listResources),
-		m.listCommand("get-active-users", "Active Users", "activeuserjids", m.listOnline(m.anyActive)),
-		m.listCommand("get-idle-users", "Idle Users", "idleuserjids", m.listOnline(m.allIdle)),
-		m.newCommand(adminNode("announce"), "Send Announcement to Online Users", mutating,
+		m.listCommand("get-active-users", "Active Users", "activeuserjids", m.listOnline(m.active)),
+		m.listCommand("get-idle-users", "Idle Users", "idleuserjids", m.listOnline(m.idle)),
+		m.newCommand(adminNode("announce"), "Send Announcement to Online Users", changeThings,
 			form("Making an Announcement", "Fill out this form to make an announcement to all active users of this service.",
 				adhoc.Field{Var: fieldSubject, Type: adhoc.FieldTextSingle, Label: "Subject"},
 				adhoc.Field{Var: fieldBody, Type: adhoc.FieldTextMulti, Label: "Announcement", Required: true}),
-			m.announce),
+			m.announceCommand),
 	}
 }
 
 // numCommand is a command without input that answers with a number of
 // users in the text-single field v (XEP-0133 §4.13 to §4.17).
-func (m *Manager) numCommand(name, what, v string, count func(context.Context) (int, error)) *command {
-	return m.newCommand(adminNode(name), "Get Number of "+what, reading, nil, func(ctx context.Context, _ adhoc.Values) ([]adhoc.Field, error) {
-		n, err := count(ctx)
+func (m *Manager) numCommand(name, what, v string, count func(context.Context, adhoc.Caller) (int, error)) *command {
+	return m.newCommand(adminNode(name), "Get Number of "+what, readAccounts, nil, func(ctx context.Context, c adhoc.Caller, _ adhoc.Values) ([]adhoc.Field, error) {
+		n, err := count(ctx, c)
 		if err != nil {
 			return nil, err
 		}
@@ -238,7 +204,7 @@ var maxItems = []string{"25", "50", "75", "100", "150", "200", "none"}
 // listCommand is a command that asks for max_items and answers with a list
 // of JIDs in the jid-multi field v (XEP-0133 §4.18 to §4.22).
 // An absent max_items, like none, means no limit.
-func (m *Manager) listCommand(name, what, v string, list func(ctx context.Context, limit int) ([]string, error)) *command {
+func (m *Manager) listCommand(name, what, v string, list func(ctx context.Context, c adhoc.Caller, limit int) ([]string, error)) *command {
 	opts := make([]adhoc.Option, len(maxItems))
 	for i, o := range maxItems {
 		opts[i] = adhoc.Option{Label: o, Value: o}
@@ -246,12 +212,12 @@ func (m *Manager) listCommand(name, what, v string, list func(ctx context.Contex
 	opts[len(opts)-1].Label = "None"
 	f := form("Requesting List of "+what, "Fill out this form to request the "+strings.ToLower(what)+" of this service.",
 		adhoc.Field{Var: fieldMaxItems, Type: adhoc.FieldListSingle, Label: "Maximum number of items to show", Options: opts})
-	return m.newCommand(adminNode(name), "Get List of "+what, reading, f, func(ctx context.Context, vals adhoc.Values) ([]adhoc.Field, error) {
+	return m.newCommand(adminNode(name), "Get List of "+what, readAccounts, f, func(ctx context.Context, c adhoc.Caller, vals adhoc.Values) ([]adhoc.Field, error) {
 		limit := 0
 		if s := vals.Get(fieldMaxItems); s != "" && s != "none" {
 			limit, _ = strconv.Atoi(s) // one of the numeric options: Validate checked it
 		}
-		jids, err := list(ctx, limit)
+		jids, err := list(ctx, c, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -337,10 +303,10 @@ func notes(lines []string) []adhoc.Field {
 
 // successNotes has the line "Operation successful for user <jid>" for each
 // of users, as Tigase words it.
-func successNotes(users []jid.JID) []adhoc.Field {
+func successNotes(users []string) []adhoc.Field {
 	lines := make([]string, len(users))
 	for i, u := range users {
-		lines[i] = "Operation successful for user " + u.String()
+		lines[i] = "Operation successful for user " + u
 	}
 	return notes(lines)
 }

@@ -25,21 +25,21 @@ const (
 
 // keyCommands are the API key commands.
 func (m *Manager) keyCommands() []*command {
-	create := m.newCommand(KeysNS+"#create", "Create an API Key", mutating,
+	create := m.newCommand(KeysNS+"#create", "Create an API Key", changeThings,
 		form("Creating an API Key", "The key is shown once; only its hash is kept.",
 			adhoc.Field{Var: fieldKeyName, Type: adhoc.FieldTextSingle, Label: "Name", Required: true},
 			adhoc.Field{Var: fieldKeyReadOnly, Type: adhoc.FieldBoolean, Label: "Read-only (may list, not end)"}),
 		m.createKey)
-	list := m.newCommand(KeysNS+"#list", "List API Keys", reading, nil, m.listKeys)
-	revoke := m.newCommand(KeysNS+"#revoke", "Revoke an API Key", mutating,
+	list := m.newCommand(KeysNS+"#list", "List API Keys", readAccounts, nil, m.listKeys)
+	revoke := m.newCommand(KeysNS+"#revoke", "Revoke an API Key", changeThings,
 		form("Revoking an API Key", "The key stops working at once.",
 			adhoc.Field{Var: fieldKeyID, Type: adhoc.FieldTextSingle, Label: "Key id", Required: true}),
 		m.revokeKey)
 	return []*command{create, list, revoke}
 }
 
-func (m *Manager) createKey(ctx context.Context, vals adhoc.Values) ([]adhoc.Field, error) {
-	secret, key, err := m.db.CreateAPIKey(ctx, vals.Get(fieldKeyName), m.domain.Domainpart(), vals.Bool(fieldKeyReadOnly))
+func (m *Manager) createKey(ctx context.Context, _ adhoc.Caller, vals adhoc.Values) ([]adhoc.Field, error) {
+	secret, key, err := m.accounts.createAPIKey(ctx, vals.Get(fieldKeyName), m.domain.Domainpart(), vals.Bool(fieldKeyReadOnly))
 	switch {
 	case errors.Is(err, store.ErrExists):
 		return nil, &adhoc.Error{Condition: stanza.Conflict, Text: "An active key has that name.", Err: err}
@@ -55,8 +55,8 @@ func (m *Manager) createKey(ctx context.Context, vals adhoc.Values) ([]adhoc.Fie
 	}, nil
 }
 
-func (m *Manager) listKeys(ctx context.Context, _ adhoc.Values) ([]adhoc.Field, error) {
-	keys, err := m.db.APIKeys(ctx)
+func (m *Manager) listKeys(ctx context.Context, _ adhoc.Caller, _ adhoc.Values) ([]adhoc.Field, error) {
+	keys, err := m.accounts.APIKeys(ctx)
 	if err != nil {
 		return nil, m.storeError(ctx, err)
 	}
@@ -75,9 +75,9 @@ func (m *Manager) listKeys(ctx context.Context, _ adhoc.Values) ([]adhoc.Field, 
 	return notes(lines), nil
 }
 
-func (m *Manager) revokeKey(ctx context.Context, vals adhoc.Values) ([]adhoc.Field, error) {
+func (m *Manager) revokeKey(ctx context.Context, _ adhoc.Caller, vals adhoc.Values) ([]adhoc.Field, error) {
 	id := vals.Get(fieldKeyID)
-	err := m.db.RevokeAPIKey(ctx, id)
+	err := m.accounts.revokeAPIKey(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, &adhoc.Error{Condition: stanza.ItemNotFound, Text: fmt.Sprintf("There is no API key %q.", id), Err: err}
 	}

@@ -2,9 +2,7 @@ package sessman_test
 
 import (
 	"fmt"
-	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,172 +14,9 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/sessman"
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/sessman/store"
 )
-
-var (
-	sessManJID = jid.MustParse("sess-man@localhost")
-	adminJID   = jid.MustParse("admin@localhost/script")
-)
-
-func node(name string) string { return sessman.AdminNS + "#" + name }
-
-// env is a session manager over a real registry, store and command registry.
-type env struct {
-	reg  *sessman.Registry
-	db   *store.DB
-	cmds *adhoc.Registry
-	mgr  *sessman.Manager
-
-	mu      sync.Mutex
-	changed []string // OnAccountChange calls
-}
-
-func newEnv(t testing.TB) *env {
-	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "adhocd.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { assert.NoError(t, db.Close()) })
-	e := &env{reg: newRegistry(t), db: db, cmds: adhoc.NewRegistry(adhoc.RegistryConfig{})}
-	e.mgr = sessman.NewManager(sessman.ManagerConfig{
-		Domain:       "localhost",
-		Admins:       []jid.JID{jid.MustParse("root@localhost")},
-		ActiveWindow: time.Minute,
-		OnAccountChange: func(user jid.JID) {
-			e.mu.Lock()
-			defer e.mu.Unlock()
-			e.changed = append(e.changed, user.String())
-		},
-	}, e.reg, db, zerolog.New(zerolog.NewTestWriter(t)))
-	require.NoError(t, e.mgr.Register(e.cmds))
-	require.NoError(t, db.AddUser(t.Context(), adminJID, "admin-pw", true))
-	return e
-}
-
-func (e *env) accountChanges() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]string(nil), e.changed...)
-}
-
-// addUsers creates accounts with the password "pw".
-func (e *env) addUsers(t *testing.T, users ...string) {
-	t.Helper()
-	for _, u := range users {
-		require.NoError(t, e.db.AddUser(t.Context(), jid.MustParse(u), "pw", false))
-	}
-}
-
-// run executes a command as the admin, in one request without a session.
-func (e *env) run(t *testing.T, name string, fields ...adhoc.Field) (adhoc.Response, error) {
-	t.Helper()
-	return e.cmds.Execute(t.Context(), adhoc.Request{
-		To: sessManJID, From: adminJID, Admin: true, Node: node(name), Fields: fields,
-	})
-}
-
-// result runs a command that must succeed and returns its result fields.
-func (e *env) result(t *testing.T, name string, fields ...adhoc.Field) []adhoc.Field {
-	t.Helper()
-	resp, err := e.run(t, name, fields...)
-	require.NoError(t, err)
-	assert.Equal(t, adhoc.StatusCompleted, resp.Status)
-	require.NotNil(t, resp.Form)
-	assert.Equal(t, adhoc.FormTypeResult, resp.Form.Type)
-	return resp.Form.Fields
-}
-
-func field(v string, values ...string) adhoc.Field { return adhoc.Field{Var: v, Values: values} }
-
-// shape is a result field without its label.
-type shape struct {
-	Var    string
-	Type   adhoc.FieldType
-	Values []string
-}
-
-func shapes(fields []adhoc.Field) []shape {
-	out := make([]shape, len(fields))
-	for i, f := range fields {
-		out[i] = shape{f.Var, f.Type, f.Values}
-	}
-	return out
-}
-
-func notesOf(lines ...string) []shape {
-	return []shape{{"Notes", adhoc.FieldTextMulti, lines}}
-}
-
-// client is a bound client whose last activity is set by the test; it
-// records the stanzas delivered to it and how it was kicked, and unbinds
-// itself when kicked.
-type client struct {
-	reg        *sessman.Registry
-	addr       jid.JID
-	ip         net.IP
-	lastActive time.Time
-
-	mu        sync.Mutex
-	closing   bool
-	delivered []string
-	kicks     []string // "condition: text"
-}
-
-var _ sessman.Conn = (*client)(nil)
-
-func (c *client) SessionID() string     { return "s-" + c.addr.String() }
-func (c *client) JID() jid.JID          { return c.addr }
-func (c *client) Transport() string     { return "tls" }
-func (c *client) RemoteAddr() net.Addr  { return &net.TCPAddr{IP: c.ip, Port: 40000} }
-func (c *client) BoundAt() time.Time    { return time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC) }
-func (c *client) LastActive() time.Time { return c.lastActive }
-func (c *client) Presence() string      { return "available" }
-
-func (c *client) Deliver(b []byte) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		return false
-	}
-	c.delivered = append(c.delivered, string(b))
-	return true
-}
-
-func (c *client) Kick(condition, text string) {
-	c.mu.Lock()
-	c.closing = true
-	c.kicks = append(c.kicks, condition+": "+text)
-	c.mu.Unlock()
-	go c.reg.Unbind(c)
-}
-
-func (c *client) kicked() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.kicks...)
-}
-
-func (c *client) stanzas() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.delivered...)
-}
-
-// bind binds a client that was last active ago.
-func (e *env) bind(t *testing.T, addr string, ago time.Duration) *client {
-	t.Helper()
-	c := &client{reg: e.reg, addr: jid.MustParse(addr), ip: net.IPv4(192, 0, 2, byte(e.reg.Count()+1)), lastActive: time.Now().Add(-ago)}
-	require.NoError(t, e.reg.Bind(c))
-	return c
-}
-
-func (e *env) online() []string {
-	var out []string
-	for _, c := range e.reg.All() {
-		out = append(out, c.JID().String())
-	}
-	return out
-}
 
 var allNodes = []string{
 	"end-user-session", "add-user", "delete-user", "disable-user", "reenable-user", "change-user-password",
@@ -194,7 +29,7 @@ var allNodes = []string{
 func TestRegisterListsEveryCommandAtBothAddresses(t *testing.T) {
 	e := newEnv(t)
 	for _, comp := range []string{"sess-man@localhost", "localhost"} {
-		infos, err := e.cmds.Commands(jid.MustParse(comp), true)
+		infos, err := e.cmds.Commands(jid.MustParse(comp), adhoc.Caller{Admin: true})
 		require.NoError(t, err)
 		var nodes []string
 		for _, info := range infos {
@@ -209,14 +44,14 @@ func TestRegisterListsEveryCommandAtBothAddresses(t *testing.T) {
 		want = append(want, sessman.KeysNS+"#create", sessman.KeysNS+"#list", sessman.KeysNS+"#revoke")
 		assert.Equal(t, want, nodes, comp)
 
-		selfService, err := e.cmds.Commands(jid.MustParse(comp), false)
+		selfService, err := e.cmds.Commands(jid.MustParse(comp), adhoc.Caller{JID: jid.MustParse("alice@localhost")})
 		require.NoError(t, err)
 		require.Len(t, selfService, 1, "non-admins see only what they may run on themselves")
 		assert.Equal(t, node("end-user-session"), selfService[0].Node)
 	}
 
-	assert.Error(t, sessman.NewManager(sessman.ManagerConfig{Domain: "a@b@c"}, e.reg, e.db, zerolog.Nop()).Register(e.cmds))
-	assert.Error(t, sessman.NewManager(sessman.ManagerConfig{Domain: "user@localhost"}, e.reg, e.db, zerolog.Nop()).Register(e.cmds))
+	assert.Error(t, sessman.NewManager(sessman.ManagerConfig{Domain: "a@b@c"}, e.reg, e.accounts, zerolog.Nop()).Register(e.cmds))
+	assert.Error(t, sessman.NewManager(sessman.ManagerConfig{Domain: "user@localhost"}, e.reg, e.accounts, zerolog.Nop()).Register(e.cmds))
 	assert.Error(t, e.mgr.Register(e.cmds), "registered twice")
 }
 
@@ -226,14 +61,15 @@ func TestNonAdminIsForbidden(t *testing.T) {
 	for _, name := range allNodes {
 		t.Run(name, func(t *testing.T) {
 			_, err := e.cmds.Execute(t.Context(), adhoc.Request{
-				To: jid.MustParse("localhost"), From: jid.MustParse("alice@localhost/phone"), Node: node(name),
+				To: jid.MustParse("localhost"), Node: node(name),
 				Fields: []adhoc.Field{field("accountjids", "bob@localhost"), field("body", "hi")},
+				Caller: adhoc.Caller{JID: jid.MustParse("alice@localhost/phone")},
 			})
 			assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
 		})
 	}
 	assert.Empty(t, alice.kicked())
-	assert.Empty(t, alice.stanzas())
+	assert.Empty(t, alice.received())
 }
 
 func TestFormRetrieval(t *testing.T) {
@@ -300,11 +136,11 @@ func TestFormRetrieval(t *testing.T) {
 	t.Run("submitted within the session", func(t *testing.T) {
 		bob := e.bind(t, "bob@localhost/web", 0)
 		from := jid.MustParse("admin@localhost/other")
-		resp, err := e.cmds.Execute(t.Context(), adhoc.Request{To: jid.MustParse("localhost"), From: from, Admin: true, Node: node("end-user-session")})
+		resp, err := e.cmds.Execute(t.Context(), adhoc.Request{To: jid.MustParse("localhost"), Node: node("end-user-session"), Caller: adhoc.Caller{JID: from, Admin: true}})
 		require.NoError(t, err)
 		resp, err = e.cmds.Execute(t.Context(), adhoc.Request{
-			To: jid.MustParse("localhost"), From: from, Admin: true, Node: node("end-user-session"),
-			SessionID: resp.SessionID, Fields: []adhoc.Field{field("accountjids", "bob@localhost")},
+			To: jid.MustParse("localhost"), Node: node("end-user-session"),
+			SessionID: resp.SessionID, Fields: []adhoc.Field{field("accountjids", "bob@localhost")}, Caller: adhoc.Caller{JID: from, Admin: true},
 		})
 		require.NoError(t, err)
 		assert.Equal(t, adhoc.StatusCompleted, resp.Status)
@@ -387,7 +223,7 @@ func TestResultShapes(t *testing.T) {
 	})
 	t.Run("no max_items lists all", func(t *testing.T) {
 		resp, err := e.cmds.Execute(t.Context(), adhoc.Request{
-			To: sessManJID, From: adminJID, Admin: true, Node: node("get-idle-users"), Action: adhoc.ActionComplete,
+			To: sessManJID, Node: node("get-idle-users"), Action: adhoc.ActionComplete, Caller: adhoc.Caller{JID: adminJID, Admin: true},
 		})
 		require.NoError(t, err)
 		assert.Equal(t, []shape{{"idleuserjids", jids, []string{"bob@localhost"}}}, shapes(resp.Form.Fields))
@@ -439,7 +275,7 @@ func TestEndUserSession(t *testing.T) {
 			givenFields:  []adhoc.Field{field("accountjids", "alice@localhost")},
 			expectNotes:  []string{"Operation successful for user alice@localhost/laptop", "Operation successful for user alice@localhost/phone"},
 			expectOnline: []string{"bob@localhost/web", "carol@localhost/desk"},
-			expectReason: sessman.DefaultEndReason,
+			expectReason: session.DefaultEndReason,
 		},
 		{
 			name:         "full JID ends one resource, with a reason",
@@ -453,21 +289,21 @@ func TestEndUserSession(t *testing.T) {
 			givenFields:  []adhoc.Field{field("accountjids", "carol@localhost", "alice@localhost/laptop", "nobody@localhost")},
 			expectNotes:  []string{"Operation successful for user alice@localhost/laptop", "Operation successful for user carol@localhost/desk"},
 			expectOnline: []string{"alice@localhost/phone", "bob@localhost/web"},
-			expectReason: sessman.DefaultEndReason,
+			expectReason: session.DefaultEndReason,
 		},
 		{
 			name:         "ejabberd's accountjid",
 			givenFields:  []adhoc.Field{field("accountjid", "bob@localhost")},
 			expectNotes:  []string{"Operation successful for user bob@localhost/web"},
 			expectOnline: []string{"alice@localhost/laptop", "alice@localhost/phone", "carol@localhost/desk"},
-			expectReason: sessman.DefaultEndReason,
+			expectReason: session.DefaultEndReason,
 		},
 		{
 			name:         "accountjids and accountjid",
 			givenFields:  []adhoc.Field{field("accountjids", "bob@localhost"), field("accountjid", "carol@localhost")},
 			expectNotes:  []string{"Operation successful for user bob@localhost/web", "Operation successful for user carol@localhost/desk"},
 			expectOnline: []string{"alice@localhost/laptop", "alice@localhost/phone"},
-			expectReason: sessman.DefaultEndReason,
+			expectReason: session.DefaultEndReason,
 		},
 		{
 			name:         "no session matched",
@@ -489,7 +325,7 @@ func TestEndUserSession(t *testing.T) {
 			} else {
 				assert.Equal(t, notesOf(tc.expectNotes...), shapes(fields))
 			}
-			assert.Equal(t, tc.expectOnline, e.online(), "the ended sessions are gone when the reply is made")
+			assert.Equal(t, tc.expectOnline, e.online(t), "the ended sessions are gone when the reply is made")
 			for _, c := range clients {
 				if _, online := e.reg.Lookup(c.addr); online {
 					assert.Empty(t, c.kicked(), c.addr.String())
@@ -543,21 +379,25 @@ func TestDisableUserEndsSessionsAndRefusesLogin(t *testing.T) {
 	e.bind(t, "alice@localhost/laptop", 0)
 	bob := e.bind(t, "bob@localhost/web", 0)
 	alice := jid.MustParse("alice@localhost")
+	_, err := e.accounts.Login(t.Context(), alice, "pw")
+	require.NoError(t, err, "cached from now on")
 
 	fields := e.result(t, "disable-user", field("accountjids", "alice@localhost/phone"))
 	assert.Equal(t, notesOf("Operation successful for user alice@localhost"), shapes(fields))
-	assert.Equal(t, []string{"bob@localhost/web"}, e.online(), "every session of alice ended")
+	assert.Equal(t, []string{"bob@localhost/web"}, e.online(t), "every session of alice ended")
 	assert.Equal(t, []string{"policy-violation: Your account was disabled."}, phone.kicked())
 	assert.Empty(t, bob.kicked())
-	assert.ErrorIs(t, e.db.VerifyPassword(t.Context(), alice, "pw"), store.ErrDisabled)
-	assert.Equal(t, []string{"alice@localhost"}, e.accountChanges())
+	assert.ErrorIs(t, e.db.VerifyPassword(t.Context(), alice, "pw"), session.ErrDisabled)
+	_, err = e.accounts.Login(t.Context(), alice, "pw")
+	assert.ErrorIs(t, err, session.ErrDisabled, "the cached password is forgotten")
 	assert.Equal(t, []shape{{"disableduserjids", adhoc.FieldJIDMulti, []string{"alice@localhost"}}},
 		shapes(e.result(t, "get-disabled-users-list", field("max_items", "none"))))
 
 	fields = e.result(t, "reenable-user", field("accountjid", "alice@localhost"))
 	assert.Equal(t, notesOf("Operation successful for user alice@localhost"), shapes(fields))
 	assert.NoError(t, e.db.VerifyPassword(t.Context(), alice, "pw"))
-	assert.Equal(t, []string{"alice@localhost", "alice@localhost"}, e.accountChanges())
+	_, err = e.accounts.Login(t.Context(), alice, "pw")
+	assert.NoError(t, err)
 }
 
 func TestAccountCommandsChangeAllOrNothing(t *testing.T) {
@@ -571,7 +411,6 @@ func TestAccountCommandsChangeAllOrNothing(t *testing.T) {
 			assert.Equal(t, "There is no account nobody@localhost.", adhoc.AsError(err).Text)
 			assert.NoError(t, e.db.VerifyPassword(t.Context(), jid.MustParse("alice@localhost"), "pw"), "alice unchanged")
 			assert.Empty(t, phone.kicked())
-			assert.Empty(t, e.accountChanges())
 
 			_, err = e.run(t, name, field("accountjids", "alice@example.org"))
 			assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.BadRequest})
@@ -587,10 +426,9 @@ func TestDeleteUser(t *testing.T) {
 
 	fields := e.result(t, "delete-user", field("accountjids", "alice@localhost", "bob@localhost"))
 	assert.Equal(t, notesOf("Operation successful for user alice@localhost", "Operation successful for user bob@localhost"), shapes(fields))
-	assert.Equal(t, []string{"carol@localhost/desk"}, e.online())
+	assert.Equal(t, []string{"carol@localhost/desk"}, e.online(t))
 	assert.Equal(t, []string{"policy-violation: Your account was deleted."}, phone.kicked())
-	assert.ErrorIs(t, e.db.VerifyPassword(t.Context(), jid.MustParse("alice@localhost"), "pw"), store.ErrNotFound)
-	assert.Equal(t, []string{"alice@localhost", "bob@localhost"}, e.accountChanges())
+	assert.ErrorIs(t, e.db.VerifyPassword(t.Context(), jid.MustParse("alice@localhost"), "pw"), session.ErrUnknownUser)
 	assert.Equal(t, []shape{{"registeredusersnum", adhoc.FieldTextSingle, []string{"2"}}}, shapes(e.result(t, "get-registered-users-num")))
 }
 
@@ -621,13 +459,11 @@ func TestAddUser(t *testing.T) {
 				if tc.expectText != "" {
 					assert.Equal(t, tc.expectText, adhoc.AsError(err).Text)
 				}
-				assert.Empty(t, e.accountChanges())
 				return
 			}
 			require.NoError(t, err)
 			assert.Equal(t, notesOf("Operation successful for user dave@localhost"), shapes(fields.Form.Fields))
 			assert.NoError(t, e.db.VerifyPassword(t.Context(), jid.MustParse("dave@localhost"), tc.givenPw))
-			assert.Equal(t, []string{"dave@localhost"}, e.accountChanges())
 		})
 	}
 }
@@ -647,15 +483,18 @@ func TestChangeUserPassword(t *testing.T) {
 	e.addUsers(t, "alice@localhost")
 	phone := e.bind(t, "alice@localhost/phone", 0)
 	alice := jid.MustParse("alice@localhost")
+	_, err := e.accounts.Login(t.Context(), alice, "pw")
+	require.NoError(t, err, "cached from now on")
 
 	fields := e.result(t, "change-user-password", field("accountjid", "alice@localhost"), field("password", "n3w"))
 	assert.Equal(t, notesOf("Operation successful for user alice@localhost"), shapes(fields))
-	assert.ErrorIs(t, e.db.VerifyPassword(t.Context(), alice, "pw"), store.ErrBadPassword)
+	assert.ErrorIs(t, e.db.VerifyPassword(t.Context(), alice, "pw"), session.ErrBadPassword)
 	assert.NoError(t, e.db.VerifyPassword(t.Context(), alice, "n3w"))
-	assert.Equal(t, []string{"alice@localhost"}, e.accountChanges())
+	_, err = e.accounts.Login(t.Context(), alice, "pw")
+	assert.ErrorIs(t, err, session.ErrBadPassword, "the cached password is forgotten")
 	assert.Empty(t, phone.kicked(), "sessions stay")
 
-	_, err := e.run(t, "change-user-password", field("accountjid", "nobody@localhost"), field("password", "x"))
+	_, err = e.run(t, "change-user-password", field("accountjid", "nobody@localhost"), field("password", "x"))
 	require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.ItemNotFound})
 	assert.Equal(t, "There is no account nobody@localhost.", adhoc.AsError(err).Text)
 }
@@ -682,15 +521,17 @@ func TestAnnounce(t *testing.T) {
 		field("body", "Down at 22:00 & back", "by 23:00, 'probably'."))
 	assert.Equal(t, notesOf("Announcement sent to 3 of 4 online resources."), shapes(fields))
 	for _, c := range []*client{phone, laptop, bob} {
-		assert.Equal(t, []string{"<message xmlns='jabber:client' from='localhost' to='" + c.addr.String() + "' type='headline'>" +
-			"<subject>Maintenance &lt;tonight&gt;</subject>" +
-			"<body>Down at 22:00 &amp; back&#xA;by 23:00, &#39;probably&#39;.</body></message>"}, c.stanzas())
+		assert.Equal(t, []session.Message{{From: jid.MustParse("localhost"), To: c.addr, Type: "headline",
+			Subject: "Maintenance <tonight>", Body: "Down at 22:00 & back\nby 23:00, 'probably'."}}, c.received())
 	}
-	assert.Empty(t, closing.stanzas())
+	assert.Empty(t, closing.received())
 
 	e.result(t, "announce", field("body", "No subject."))
-	assert.Equal(t, "<message xmlns='jabber:client' from='localhost' to='bob@localhost/web' type='headline'><body>No subject.</body></message>",
-		bob.stanzas()[1])
+	assert.Equal(t, session.Message{From: jid.MustParse("localhost"), To: bob.addr, Type: "headline", Body: "No subject."},
+		bob.received()[1])
+	entries := e.audit(t, session.AuditQuery{})
+	require.Len(t, entries, 2)
+	assert.Equal(t, "adhoc:"+node("announce"), entries[0].Action, "audited once, as the command")
 
 	_, err := e.run(t, "announce", field("subject", "only"))
 	assert.ErrorIs(t, err, adhoc.ErrBadPayload, "body is required")
@@ -715,7 +556,7 @@ func TestIsAdmin(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.givenJID, func(t *testing.T) {
-			admin, err := e.mgr.IsAdmin(t.Context(), jid.MustParse(tc.givenJID))
+			admin, err := e.accounts.IsAdmin(t.Context(), jid.MustParse(tc.givenJID))
 			require.NoError(t, err)
 			assert.Equal(t, tc.expectAdmin, admin)
 		})
@@ -728,9 +569,10 @@ func TestStoreFailureIsInternal(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 	cmds := adhoc.NewRegistry(adhoc.RegistryConfig{})
-	require.NoError(t, sessman.NewManager(sessman.ManagerConfig{Domain: "localhost"}, e.reg, db, zerolog.Nop()).Register(cmds))
+	accounts := sessman.NewAccounts(sessman.AccountsConfig{Domain: "localhost"}, db, zerolog.Nop())
+	require.NoError(t, sessman.NewManager(sessman.ManagerConfig{Domain: "localhost"}, e.reg, accounts, zerolog.Nop()).Register(cmds))
 
-	_, err = cmds.Execute(t.Context(), adhoc.Request{To: sessManJID, From: adminJID, Admin: true, Node: node("get-registered-users-num")})
+	_, err = cmds.Execute(t.Context(), adhoc.Request{To: sessManJID, Node: node("get-registered-users-num"), Caller: adhoc.Caller{JID: adminJID, Admin: true}})
 	require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.InternalServerError})
 	ae := adhoc.AsError(err)
 	assert.Equal(t, "The account store failed.", ae.Text)
@@ -748,37 +590,39 @@ func TestSelfServiceReadOnlyAndAudit(t *testing.T) {
 	}
 
 	// A non-admin may end their own sessions, and nobody else's.
-	_, err := run(adhoc.Request{From: jid.MustParse("alice@localhost/web"), Fields: []adhoc.Field{field("accountjids", "bob@localhost")}})
+	_, err := run(adhoc.Request{Fields: []adhoc.Field{field("accountjids", "bob@localhost")}, Caller: adhoc.Caller{JID: jid.MustParse("alice@localhost/web")}})
 	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
 	assert.Empty(t, bob.kicked())
-	_, err = run(adhoc.Request{From: jid.MustParse("alice@localhost/web"), Fields: []adhoc.Field{field("accountjids", "alice@localhost")},
-		Origin: adhoc.Origin{Auth: "basic", RemoteAddr: "192.0.2.7", RequestID: "r1"}})
+	_, err = run(adhoc.Request{Fields: []adhoc.Field{field("accountjids", "alice@localhost")}, Caller: adhoc.Caller{JID: jid.MustParse("alice@localhost/web"), Auth: "basic", RemoteAddr: "192.0.2.7", RequestID: "r1"}})
 	require.NoError(t, err)
 	assert.NotEmpty(t, alice.kicked())
 
 	// A read-only caller changes nothing, even as an admin.
-	_, err = run(adhoc.Request{Admin: true, ReadOnly: true, From: jid.MustParse("localhost"), Fields: []adhoc.Field{field("accountjids", "bob@localhost")}})
+	_, err = run(adhoc.Request{Fields: []adhoc.Field{field("accountjids", "bob@localhost")}, Caller: adhoc.Caller{Admin: true, ReadOnly: true, JID: jid.MustParse("localhost")}})
 	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
 	assert.Empty(t, bob.kicked())
 
 	// With a block, the user may not log in until it expires.
-	_, err = run(adhoc.Request{Admin: true, From: jid.MustParse("admin@localhost"), Fields: []adhoc.Field{field("accountjids", "bob@localhost"), field("block", "600")},
-		Origin: adhoc.Origin{Caller: "apikey:ops", Auth: "apikey"}})
+	e.addUsers(t, "bob@localhost")
+	_, err = e.accounts.Login(ctx, jid.MustParse("bob@localhost"), "pw")
+	require.NoError(t, err, "cached from now on")
+	_, err = run(adhoc.Request{Fields: []adhoc.Field{field("accountjids", "bob@localhost"), field("block", "600")}, Caller: adhoc.Caller{Admin: true, JID: jid.MustParse("admin@localhost"), Name: "apikey:ops", Auth: "apikey"}})
 	require.NoError(t, err)
 	assert.NotEmpty(t, bob.kicked())
 	b, blocked, err := e.db.ActiveBlock(ctx, jid.MustParse("bob@localhost"), time.Now())
 	require.NoError(t, err)
 	require.True(t, blocked)
 	assert.WithinDuration(t, time.Now().Add(600*time.Second), b.Until, time.Minute)
-	assert.Equal(t, []string{"bob@localhost"}, e.accountChanges(), "a block drops cached credentials")
-	_, err = run(adhoc.Request{Admin: true, From: jid.MustParse("admin@localhost"), Fields: []adhoc.Field{field("accountjids", "bob@localhost"), field("block", "soon")}})
+	_, err = e.accounts.Login(ctx, jid.MustParse("bob@localhost"), "pw")
+	var blockedErr *session.BlockedError
+	assert.ErrorAs(t, err, &blockedErr, "cached credentials are dropped")
+	_, err = run(adhoc.Request{Fields: []adhoc.Field{field("accountjids", "bob@localhost"), field("block", "soon")}, Caller: adhoc.Caller{Admin: true, JID: jid.MustParse("admin@localhost")}})
 	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.BadRequest})
 
 	// Every execution that changes something is in the audit, newest first;
 	// refusals by the registry or a read-only key change nothing and are not.
-	total, entries, err := e.db.Audit(ctx, store.AuditQuery{})
-	require.NoError(t, err)
-	require.Equal(t, 3, total, "%+v", entries)
+	entries := e.audit(t, session.AuditQuery{})
+	require.Len(t, entries, 3, "%+v", entries)
 	assert.Equal(t, "apikey:ops", entries[1].Actor)
 	assert.Equal(t, "ok", entries[1].Outcome)
 	assert.Equal(t, []string{"bob@localhost"}, entries[1].Targets)
@@ -794,8 +638,8 @@ func TestAPIKeyCommands(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
 	run := func(node string, fields ...adhoc.Field) (adhoc.Response, error) {
-		return e.cmds.Execute(ctx, adhoc.Request{To: jid.MustParse("localhost"), From: jid.MustParse("root@localhost"), Admin: true,
-			Node: sessman.KeysNS + "#" + node, Fields: fields})
+		return e.cmds.Execute(ctx, adhoc.Request{To: jid.MustParse("localhost"),
+			Node: sessman.KeysNS + "#" + node, Fields: fields, Caller: adhoc.Caller{JID: jid.MustParse("root@localhost"), Admin: true}})
 	}
 	resp, err := run("create", field("name", "deploy-bot"), field("read-only", "true"))
 	require.NoError(t, err)
@@ -821,12 +665,13 @@ func TestAPIKeyCommands(t *testing.T) {
 	_, err = run("revoke", field("id", vals["id"]))
 	require.NoError(t, err)
 	_, err = e.db.APIKeyBySecret(ctx, vals["key"])
-	assert.ErrorIs(t, err, store.ErrRevoked)
+	assert.ErrorIs(t, err, session.ErrKeyRevoked)
 	_, err = run("revoke", field("id", "nope"))
 	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.ItemNotFound})
 
-	_, err = e.cmds.Execute(ctx, adhoc.Request{To: jid.MustParse("localhost"), From: jid.MustParse("alice@localhost"),
-		Node: sessman.KeysNS + "#list"})
+	_, err = e.cmds.Execute(ctx, adhoc.Request{To: jid.MustParse("localhost"),
+		Node:   sessman.KeysNS + "#list",
+		Caller: adhoc.Caller{JID: jid.MustParse("alice@localhost")}})
 	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden}, "admins only")
 }
 
@@ -881,7 +726,7 @@ func TestReadOnlyCallerChangesNothing(t *testing.T) {
 	}
 	for _, n := range nodes {
 		t.Run(n, func(t *testing.T) {
-			_, err := e.cmds.Execute(t.Context(), adhoc.Request{To: sessManJID, From: adminJID, Admin: true, ReadOnly: true, Node: n, Fields: fields})
+			_, err := e.cmds.Execute(t.Context(), adhoc.Request{To: sessManJID, Node: n, Fields: fields, Caller: adhoc.Caller{JID: adminJID, Admin: true, ReadOnly: true}})
 			if mutating[n] {
 				require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
 				assert.Equal(t, "This API key is read-only.", adhoc.AsError(err).Text)
@@ -890,7 +735,5 @@ func TestReadOnlyCallerChangesNothing(t *testing.T) {
 			}
 		})
 	}
-	total, _, err := e.db.Audit(t.Context(), store.AuditQuery{})
-	require.NoError(t, err)
-	assert.Zero(t, total, "refusals are not audited")
+	assert.Empty(t, e.audit(t, session.AuditQuery{}), "refusals are not audited")
 }

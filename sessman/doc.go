@@ -1,34 +1,54 @@
-// Package sessman implements adhocd's session manager: the registry of the
-// resources that clients have bound (RFC 6120 §7), and the XEP-0133 Service
-// Administration commands an administrator runs on them and on the account
-// store, above all ending sessions (end-user-session).
+// Package sessman implements adhocd's session manager: the session service
+// every caller goes through, the accounts service, the registry of the
+// resources clients have bound (RFC 6120 §7), and the XEP-0133 Service
+// Administration commands, above all end-user-session.
 //
-// # Registry
+// It owns who may do what (authorize.go), blocks, and the audit. It imports
+// adhoc, sessman/session and sessman/store, never a transport: transports
+// declare the interfaces they use, in the types of package session, and
+// cmd/adhocd passes them these services.
 //
-// The transport binds each connection with [Registry.Bind] once resource
-// binding succeeds and unbinds it when the connection is gone. The registry
-// never touches sockets: it asks a [Conn] to end itself and waits until the
-// connection has unbound.
+// # One path
 //
-// # Operations
+// [Manager] implements [session.Sessions] over another implementation of it:
+// the [Registry] of this node, or a cluster of nodes. Every end, list, get
+// and count of a caller takes that path: the /rest/sessions routes, Pusher,
+// and the XEP-0133 commands over HTTP and in-band. On it, once, the caller
+// travelling with the request ([adhoc.Caller]) is authorized, a block is
+// stored before anyone is kicked, and the action is audited. The Registry
+// itself decides nothing: shutdown ends every session of the node through
+// it directly.
 //
-// The operations (list, count, end) take plain requests and return
-// serialisable results so that a cluster layer can run them on every node and
-// merge what comes back.
+// # Accounts
+//
+// [Accounts] holds passwords and SCRAM keys, disabled accounts, blocks,
+// admins (named in the configuration or flagged in the store) and API keys.
+// The XMPP listener and the HTTP API log callers in through it; the commands
+// and the command line change accounts through it. A change takes effect at
+// once in the process that made it (cached credentials are dropped), and,
+// through the store's log of account changes, in a running server when the
+// command line made it: [Accounts.Start] watches the log, and the Manager
+// ends the sessions of accounts disabled or deleted elsewhere.
+//
+// # Audit
+//
+// An admin action is audited once, where it enters sessman, with the same
+// fields whatever the wire: an ad-hoc command as adhoc:<node>, an end over
+// the session API as end-sessions, a change by the command line as user-*
+// or apikey-*. Refusals change nothing and are not audited; an action is
+// acknowledged only once its entry is written.
 //
 // # XEP-0133 commands
 //
-// A [Manager] owns the commands as [adhoc.Command] values.
-// [Manager.Register] puts them on the component sess-man@<domain> of an
-// [adhoc.Registry] and makes the bare domain an alias of it.
-// Every command is admin-only; [Manager.IsAdmin] says who is an admin (the
-// accounts marked admin in the store, plus the configured JIDs).
+// [Manager.Register] puts the commands on the component sess-man@<domain> of
+// an [adhoc.Registry] and makes the bare domain an alias of it.
+// Every command but end-user-session is admin-only.
 // The nodes are [AdminNS] + "#" + the name:
 //
 //   - end-user-session (§4.5): accountjids, or ejabberd's accountjid, and an
-//     optional reason. A bare JID ends every resource of the user, a full JID
-//     that resource; the result, made once the sessions are gone, has a
-//     Notes line "Operation successful for user <full JID>" per ended
+//     optional reason and block. A bare JID ends every resource of the user,
+//     a full JID that resource; the result, made once the sessions are gone,
+//     has a Notes line "Operation successful for user <full JID>" per ended
 //     resource, or no field when none was online.
 //   - add-user (§4.1), delete-user (§4.2), disable-user (§4.3),
 //     reenable-user (§4.4), change-user-password (§4.7): the account store.
@@ -44,13 +64,16 @@
 //     list, limited by max_items.
 //   - announce (§4.23): a headline message to every online resource.
 //
+// and [KeysNS]#create, #list and #revoke manage API keys.
+//
 // A request without fields gets the command's form; a request with fields
 // runs the command at once, in one stage or as the second stage of the
 // session the form opened.
 // An online user is active when one of its sessions sent something within
 // [ManagerConfig.ActiveWindow], idle otherwise.
-// Failures are [*adhoc.Error] values: bad-request for a JID of another
-// domain or fields that do not fit (bad-payload from [adhoc.Form.Validate]),
-// item-not-found for an unknown account, conflict for an account that
-// exists, internal-server-error when the store fails.
+// Failures are [*adhoc.Error] values: forbidden for a caller that may not,
+// bad-request for a JID of another domain or fields that do not fit
+// (bad-payload from [adhoc.Form.Validate]), item-not-found for an unknown
+// account, conflict for an account that exists, internal-server-error when
+// the store fails.
 package sessman

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -11,6 +12,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/sessman/store"
 )
 
@@ -23,54 +25,48 @@ type ManagerConfig struct {
 	// Domain is the domain served, e.g. example.org; the commands live at
 	// sess-man@<Domain> and <Domain>, and act only on users of this domain.
 	Domain string
-	// Admins are administrators named in the configuration, besides the
-	// accounts marked admin in the store.
-	// Only the bare JID counts.
-	Admins []jid.JID
 	// ActiveWindow is how recently a session must have sent something to
 	// count as active (XEP-0133 active users); a user whose sessions are all
 	// older is idle. Default DefaultActiveWindow.
 	ActiveWindow time.Duration
-	// OnAccountChange, if set, is called with the bare JID of every account
-	// that a command added, deleted, disabled, re-enabled, blocked or gave a
-	// new password, right after the store committed the change, so that
-	// cached credentials can be dropped.
-	OnAccountChange func(user jid.JID)
 }
 
-// Manager is the session manager component: it owns the XEP-0133 commands,
-// which act on the registry of bound resources and on the account store.
+// Manager is the session manager: the session service every caller goes
+// through, over the sessions of one node (a Registry) or of a cluster.
+// On that one path it decides who may do what (authorize), stores blocks
+// and writes the audit. It also owns the XEP-0133 commands, which take the
+// same path.
 // It is safe for concurrent use.
 type Manager struct {
 	cfg       ManagerConfig
 	domain    jid.JID // zero when cfg.Domain does not parse
 	domainErr error
-	admins    map[string]bool // bare JIDs
-	reg       *Registry
-	db        *store.DB
+	sessions  session.Sessions
+	accounts  *Accounts
 	log       zerolog.Logger
 }
 
-// NewManager returns the session manager of cfg.Domain over reg and db.
+var _ session.Sessions = (*Manager)(nil)
+
+// NewManager returns the session manager of cfg.Domain over sessions and
+// accounts. It ends the sessions of the accounts that another process
+// disables or deletes.
 // A domain that is not a valid bare domain JID is reported by Register.
-func NewManager(cfg ManagerConfig, reg *Registry, db *store.DB, logger zerolog.Logger) *Manager {
+func NewManager(cfg ManagerConfig, sessions session.Sessions, accounts *Accounts, logger zerolog.Logger) *Manager {
 	if cfg.ActiveWindow <= 0 {
 		cfg.ActiveWindow = DefaultActiveWindow
 	}
 	m := &Manager{
-		cfg:    cfg,
-		admins: make(map[string]bool, len(cfg.Admins)),
-		reg:    reg,
-		db:     db,
-		log:    logger.With().Str("component", "sessman").Logger(),
+		cfg:      cfg,
+		sessions: sessions,
+		accounts: accounts,
+		log:      logger.With().Str("component", "sessman").Logger(),
 	}
 	m.domain, m.domainErr = jid.Parse(cfg.Domain)
 	if m.domainErr == nil && (m.domain.Localpart() != "" || m.domain.Resourcepart() != "") {
 		m.domainErr = errors.New("not a bare domain")
 	}
-	for _, a := range cfg.Admins {
-		m.admins[a.Bare().String()] = true
-	}
+	accounts.OnChange(m.accountsChanged)
 	return m
 }
 
@@ -80,27 +76,6 @@ func (m *Manager) JID() (jid.JID, error) {
 		return jid.JID{}, fmt.Errorf("sessman: domain %q: %w", m.cfg.Domain, m.domainErr)
 	}
 	return jid.New("sess-man", m.domain.Domainpart(), "")
-}
-
-// IsAdmin reports whether user (bare or full) is an administrator: a JID
-// named in ManagerConfig.Admins, or an account of the store marked admin and
-// not disabled.
-// It does not authenticate anyone.
-func (m *Manager) IsAdmin(ctx context.Context, user jid.JID) (bool, error) {
-	if m.admins[user.Bare().String()] {
-		return true, nil
-	}
-	if user.Localpart() == "" {
-		return false, nil
-	}
-	a, err := m.db.User(ctx, user)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("sessman: is %s an admin: %w", user.Bare(), err)
-	}
-	return a.Admin && !a.Disabled, nil
 }
 
 // Register registers every command on the component sess-man@<domain> of r
@@ -115,31 +90,147 @@ func (m *Manager) Register(r *adhoc.Registry) error {
 			return fmt.Errorf("sessman: %w", err)
 		}
 	}
+	if err := r.Guard(comp, m.admit); err != nil {
+		return fmt.Errorf("sessman: %w", err)
+	}
 	if err := r.Alias(m.domain, comp); err != nil {
 		return fmt.Errorf("sessman: %w", err)
 	}
 	return nil
 }
 
-// changed logs msg for each of users, whose accounts a command changed,
-// and tells OnAccountChange.
-func (m *Manager) changed(users []jid.JID, msg string) {
-	for _, u := range users {
-		m.log.Info().Stringer("jid", u).Msg(msg)
-		if m.cfg.OnAccountChange != nil {
-			m.cfg.OnAccountChange(u)
-		}
+// End implements session.Sessions for the session API: it ends what req
+// selects, as end does, and audits it as end-sessions.
+func (m *Manager) End(ctx context.Context, req session.EndRequest) (session.EndResult, error) {
+	res, err := m.end(ctx, req)
+	var ae *adhoc.Error
+	if errors.As(err, &ae) && ae.Condition != stanza.RemoteServerTimeout {
+		return res, err // refused: nothing was done
 	}
+	targets := jidStrings(req.Users)
+	for _, s := range res.Ended {
+		targets = append(targets, s.ID)
+	}
+	detail := fmt.Sprintf("ended %d sessions", len(res.Ended))
+	if req.Block > 0 {
+		detail += ", blocked " + strconv.FormatFloat(req.Block.Seconds(), 'f', -1, 64) + "s"
+	}
+	if aerr := m.accounts.audit(ctx, req.Caller, "end-sessions", targets, outcome(err), detail); aerr != nil {
+		return res, aerr
+	}
+	return res, err
 }
 
-// end ends the sessions of targets with policy-violation and reason, and
-// returns the full JIDs ended, once they are gone.
-func (m *Manager) end(ctx context.Context, targets []jid.JID, reason string) ([]jid.JID, error) {
-	ended, err := m.reg.End(ctx, targets, ConditionPolicyViolation, reason)
-	if errors.Is(err, context.DeadlineExceeded) {
-		return nil, notAllEnded(len(ended), err)
+// end is the one path of every end a caller asks for: it checks that the
+// caller may end the sessions of req.Users and that they are users of this
+// domain, stores the block before anyone is kicked (a client reconnecting
+// at once is already refused), and ends the sessions.
+// An end that runs out of time is remote-server-timeout, with the sessions
+// ended so far.
+func (m *Manager) end(ctx context.Context, req session.EndRequest) (session.EndResult, error) {
+	if req.Everyone {
+		return session.EndResult{}, forbidden("Sessions are ended user by user.")
 	}
-	return ended, err
+	if err := m.authorize(req.Caller, endSessions, req.Users); err != nil {
+		return session.EndResult{}, err
+	}
+	for _, u := range req.Users {
+		if err := m.checkUser("user", u); err != nil {
+			return session.EndResult{}, err
+		}
+	}
+	if req.Block < 0 || req.Block > session.MaxBlock {
+		return session.EndResult{}, badRequest("A block lasts from 0 to %d seconds.", int(session.MaxBlock.Seconds()))
+	}
+	if req.Block > 0 {
+		if err := m.accounts.block(ctx, req.Users, time.Now().Add(req.Block), req.Reason); err != nil {
+			return session.EndResult{}, m.storeError(ctx, err, req.Users...)
+		}
+	}
+	res, err := m.sessions.End(ctx, req)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return res, notAllEnded(len(res.Ended), err)
+	}
+	return res, err
+}
+
+// List implements session.Sessions: a page of the sessions of req.User, or
+// of everyone for an admin.
+func (m *Manager) List(ctx context.Context, req session.ListRequest) (session.Page, error) {
+	var users []jid.JID
+	if req.User.Domainpart() != "" {
+		users = []jid.JID{req.User}
+	}
+	if err := m.authorize(req.Caller, readSessions, users); err != nil {
+		return session.Page{}, err
+	}
+	return m.sessions.List(ctx, req)
+}
+
+// Get implements session.Sessions: one session of req.User, item-not-found
+// if it has none with that id.
+func (m *Manager) Get(ctx context.Context, req session.GetRequest) (session.Session, error) {
+	if err := m.authorize(req.Caller, readSessions, []jid.JID{req.User}); err != nil {
+		return session.Session{}, err
+	}
+	s, err := m.sessions.Get(ctx, req)
+	if errors.Is(err, session.ErrNoSession) {
+		return s, &adhoc.Error{Condition: stanza.ItemNotFound, Text: fmt.Sprintf("%s has no session with that id.", req.User.Bare()), Err: err}
+	}
+	return s, err
+}
+
+// Count implements session.Sessions, for admins.
+func (m *Manager) Count(ctx context.Context, req session.CountRequest) (session.Counts, error) {
+	if err := m.authorize(req.Caller, readSessions, nil); err != nil {
+		return session.Counts{}, err
+	}
+	return m.sessions.Count(ctx, req)
+}
+
+// Announce implements session.Sessions for admins, from the domain, and
+// audits it as announce.
+func (m *Manager) Announce(ctx context.Context, req session.AnnounceRequest) (session.AnnounceResult, error) {
+	res, err := m.announce(ctx, req)
+	if aerr := m.accounts.audit(ctx, req.Caller, "announce", nil, outcome(err),
+		fmt.Sprintf("sent to %d of %d sessions", res.Sent, res.Online)); aerr != nil && err == nil {
+		return res, aerr
+	}
+	return res, err
+}
+
+func (m *Manager) announce(ctx context.Context, req session.AnnounceRequest) (session.AnnounceResult, error) {
+	if err := m.authorize(req.Caller, changeThings, nil); err != nil {
+		return session.AnnounceResult{}, err
+	}
+	req.From = m.domain
+	return m.sessions.Announce(ctx, req)
+}
+
+// accountsChanged ends the sessions of the accounts that another process
+// (the command line) deleted or disabled, as the XEP-0133 commands do.
+func (m *Manager) accountsChanged(changes []session.AccountChange) {
+	for _, c := range changes {
+		if !c.Ends() {
+			continue
+		}
+		user, err := jid.Parse(c.User)
+		if err != nil {
+			continue
+		}
+		reason := "Your account was disabled."
+		if c.Kind == session.ChangeDeleted {
+			reason = "Your account was deleted."
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := m.sessions.End(ctx, session.EndRequest{Users: []jid.JID{user}, All: true, Reason: reason, Caller: CommandLine})
+		cancel()
+		if err != nil {
+			m.log.Warn().Err(err).Str("jid", c.User).Msg("ending the sessions of a changed account failed")
+		} else if len(res.Ended) > 0 {
+			m.log.Info().Str("jid", c.User).Int("count", len(res.Ended)).Msg("sessions of a changed account ended")
+		}
+	}
 }
 
 // notAllEnded is the error of an end that ran out of time after n sessions
@@ -189,7 +280,7 @@ func (m *Manager) storeError(ctx context.Context, err error, users ...jid.JID) e
 func (m *Manager) missing(ctx context.Context, users []jid.JID) string {
 	if len(users) > 1 {
 		for _, u := range users {
-			if _, err := m.db.User(ctx, u); errors.Is(err, store.ErrNotFound) {
+			if _, err := m.accounts.User(ctx, u); errors.Is(err, store.ErrNotFound) {
 				users = []jid.JID{u}
 				break
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -12,48 +11,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"mellium.im/xmpp/jid"
-)
 
-// Conn is a bound client connection as the registry sees it.
-//
-// It is an alias of an interface literal, and its methods use only standard
-// library and jid types, so that transport can declare the identical type
-// without importing sessman (interfaces belong to their consumers).
-type Conn = interface {
-	// SessionID is the opaque id of the session, unique within the process.
-	SessionID() string
-	// JID is the full JID the connection has bound.
-	JID() jid.JID
-	// Transport names how the client is connected: "tcp", "tls" or "websocket".
-	Transport() string
-	// RemoteAddr is the client's network address.
-	RemoteAddr() net.Addr
-	// BoundAt is when the resource was bound.
-	BoundAt() time.Time
-	// LastActive is when the client last sent something.
-	LastActive() time.Time
-	// Presence is "unavailable", "available", or the <show/> value.
-	Presence() string
-	// Deliver queues one complete stanza (UTF-8 XML in the jabber:client
-	// namespace, from and to set) for the client. It reports false if the
-	// connection is closing.
-	Deliver(stanza []byte) bool
-	// Kick starts ending the connection with a stream error of the given
-	// condition and text. It returns at once; the connection unbinds itself
-	// once it is gone, within a bounded grace period.
-	Kick(condition, text string)
-}
-
-// DefaultEndReason is the stream error text sent to an ended client when the
-// caller gave no reason.
-const DefaultEndReason = "Your session was ended by an administrator."
-
-// Stream error conditions (RFC 6120 §4.9.3) the registry asks connections to
-// end with.
-const (
-	ConditionPolicyViolation = "policy-violation"
-	ConditionConflict        = "conflict"
-	ConditionSystemShutdown  = "system-shutdown"
+	"github.com/adhocd/adhocd/sessman/session"
 )
 
 // Config configures a Registry. The zero value is usable.
@@ -63,7 +22,9 @@ type Config struct {
 	EndTimeout time.Duration
 }
 
-// Registry holds every bound resource of this node.
+// Registry holds every bound resource of this node, and is the session
+// service of one node: it implements session.Sessions on them, as asked,
+// without deciding who may ask (the Manager does).
 // It is safe for concurrent use.
 type Registry struct {
 	cfg Config
@@ -74,9 +35,11 @@ type Registry struct {
 	byID   map[string]*entry            // session id -> entry
 }
 
+var _ session.Sessions = (*Registry)(nil)
+
 // entry is one bound connection; gone is closed when it leaves the registry.
 type entry struct {
-	conn Conn
+	conn session.Conn
 	gone chan struct{}
 }
 
@@ -99,7 +62,7 @@ var ErrNotFullJID = errors.New("sessman: a bound JID needs a localpart and a res
 // Bind adds c under its full JID. A connection already bound to the same full
 // JID is removed at once and kicked with <conflict/> (RFC 6120 §7.7.2.2):
 // the newer session wins.
-func (r *Registry) Bind(c Conn) error {
+func (r *Registry) Bind(c session.Conn) error {
 	addr := c.JID()
 	if addr.Localpart() == "" || addr.Resourcepart() == "" {
 		return ErrNotFullJID
@@ -123,7 +86,7 @@ func (r *Registry) Bind(c Conn) error {
 
 	if old != nil {
 		r.log.Info().Stringer("jid", addr).Str("session_id", old.conn.SessionID()).Msg("resource conflict, ending older session")
-		old.conn.Kick(ConditionConflict, "Replaced by a new connection with the same resource.")
+		old.conn.Kick(session.ConditionConflict, "Replaced by a new connection with the same resource.")
 	}
 	r.log.Info().Stringer("jid", addr).Str("session_id", c.SessionID()).Msg("resource bound")
 	return nil
@@ -131,7 +94,7 @@ func (r *Registry) Bind(c Conn) error {
 
 // Unbind removes c if it is still the connection bound to its JID.
 // It is safe to call more than once.
-func (r *Registry) Unbind(c Conn) {
+func (r *Registry) Unbind(c session.Conn) {
 	addr := c.JID()
 	bare, res := addr.Bare().String(), addr.Resourcepart()
 	r.mu.Lock()
@@ -150,8 +113,8 @@ func (r *Registry) Unbind(c Conn) {
 	r.log.Info().Stringer("jid", addr).Str("session_id", c.SessionID()).Msg("resource unbound")
 }
 
-// Lookup returns the connection bound to a full JID.
-func (r *Registry) Lookup(full jid.JID) (Conn, bool) {
+// Lookup returns the connection bound to a full JID, for routing.
+func (r *Registry) Lookup(full jid.JID) (session.Conn, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	e := r.byUser[full.Bare().String()][full.Resourcepart()]
@@ -161,151 +124,96 @@ func (r *Registry) Lookup(full jid.JID) (Conn, bool) {
 	return e.conn, true
 }
 
-// LookupID returns the connection with a session id.
-func (r *Registry) LookupID(id string) (Conn, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	e := r.byID[id]
-	if e == nil {
-		return nil, false
-	}
-	return e.conn, true
-}
-
 // Resources returns the connections of a user (any resourcepart of addr is
-// ignored), ordered by resource.
-func (r *Registry) Resources(addr jid.JID) []Conn {
+// ignored), ordered by resource, for routing.
+func (r *Registry) Resources(addr jid.JID) []session.Conn {
 	r.mu.RLock()
-	resources := r.byUser[addr.Bare().String()]
-	conns := make([]Conn, 0, len(resources))
-	for _, e := range resources {
-		conns = append(conns, e.conn)
-	}
+	conns := r.resourcesLocked(addr.Bare().String())
 	r.mu.RUnlock()
-	slices.SortFunc(conns, func(a, b Conn) int { return strings.Compare(a.JID().Resourcepart(), b.JID().Resourcepart()) })
+	slices.SortFunc(conns, func(a, b session.Conn) int {
+		return strings.Compare(a.JID().Resourcepart(), b.JID().Resourcepart())
+	})
 	return conns
 }
 
-// Count returns the number of bound resources.
-func (r *Registry) Count() int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return len(r.byID)
-}
-
-// UserConns are the bound connections of one user.
-type UserConns struct {
-	User  string // bare JID
-	Conns []Conn // at least one, in no particular order
-}
-
-// Users returns the bound connections grouped by user, in no particular
-// order.
-func (r *Registry) Users() []UserConns {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	users := make([]UserConns, 0, len(r.byUser))
-	conns := make([]Conn, 0, len(r.byID)) // one array for every group
-	for bare, resources := range r.byUser {
-		start := len(conns)
-		for _, e := range resources {
-			conns = append(conns, e.conn)
-		}
-		users = append(users, UserConns{User: bare, Conns: conns[start:len(conns):len(conns)]})
+func (r *Registry) resourcesLocked(bare string) []session.Conn {
+	resources := r.byUser[bare]
+	conns := make([]session.Conn, 0, len(resources))
+	for _, e := range resources {
+		conns = append(conns, e.conn)
 	}
-	return users
+	return conns
 }
 
-// All returns every bound connection, ordered by full JID.
-func (r *Registry) All() []Conn {
+// all returns every bound connection, ordered by full JID.
+func (r *Registry) all() []session.Conn {
 	r.mu.RLock()
-	conns := make([]Conn, 0, len(r.byID))
+	conns := make([]session.Conn, 0, len(r.byID))
 	for _, resources := range r.byUser {
 		for _, e := range resources {
 			conns = append(conns, e.conn)
 		}
 	}
 	r.mu.RUnlock()
-	slices.SortFunc(conns, compareConns)
+	slices.SortFunc(conns, func(a, b session.Conn) int {
+		ja, jb := a.JID(), b.JID()
+		if c := strings.Compare(ja.Bare().String(), jb.Bare().String()); c != 0 {
+			return c
+		}
+		return strings.Compare(ja.Resourcepart(), jb.Resourcepart())
+	})
 	return conns
 }
 
-func compareConns(a, b Conn) int {
-	ja, jb := a.JID(), b.JID()
-	if c := strings.Compare(ja.Bare().String(), jb.Bare().String()); c != 0 {
-		return c
-	}
-	return strings.Compare(ja.Resourcepart(), jb.Resourcepart())
-}
-
-// End ends the sessions of targets: a bare JID ends every resource of that
-// user, a full JID only that resource. Each client receives a stream error
-// with condition and text (DefaultEndReason when text is empty). End returns
-// the full JIDs that were ended, ordered, once they are gone from the
-// registry. Targets that are not online are not an error.
+// End implements session.Sessions: it kicks the sessions req selects with
+// req.Condition and req.Reason and returns them, as they were and ordered by
+// full JID, once they are gone from the registry. Sessions that are not
+// online are not an error. It stores no block: the Manager does.
 //
 // If ctx (or the configured EndTimeout) expires first, End returns what was
 // ended so far and the context's error.
-func (r *Registry) End(ctx context.Context, targets []jid.JID, condition, text string) ([]jid.JID, error) {
+func (r *Registry) End(ctx context.Context, req session.EndRequest) (session.EndResult, error) {
 	var victims []*entry
-	seen := map[*entry]bool{}
 	r.mu.RLock()
-	for _, t := range targets {
-		resources := r.byUser[t.Bare().String()]
-		if res := t.Resourcepart(); res != "" {
-			if e := resources[res]; e != nil && !seen[e] {
-				seen[e] = true
-				victims = append(victims, e)
-			}
-			continue
-		}
-		for _, e := range resources {
-			if !seen[e] {
-				seen[e] = true
-				victims = append(victims, e)
-			}
-		}
-	}
-	r.mu.RUnlock()
-	return r.end(ctx, victims, condition, text)
-}
-
-// EndConns is End for exactly these connections: one that is no longer
-// bound (or was replaced by a newer connection with its JID) is skipped.
-// It returns the ended full JIDs, ordered, once they are gone.
-func (r *Registry) EndConns(ctx context.Context, conns []Conn, condition, text string) ([]jid.JID, error) {
-	victims := make([]*entry, 0, len(conns))
-	r.mu.RLock()
-	for _, c := range conns {
-		if e := r.byID[c.SessionID()]; e != nil && e.conn == c {
+	if req.Everyone {
+		for _, e := range r.byID {
 			victims = append(victims, e)
 		}
+	} else {
+		seen := make(map[*entry]bool)
+		for _, u := range req.Users {
+			for _, e := range r.byUser[u.Bare().String()] {
+				if !seen[e] && req.Selects(e.conn) {
+					seen[e] = true
+					victims = append(victims, e)
+				}
+			}
+		}
 	}
 	r.mu.RUnlock()
-	return r.end(ctx, victims, condition, text)
-}
 
-// end kicks victims and waits for them to be gone.
-func (r *Registry) end(ctx context.Context, victims []*entry, condition, text string) ([]jid.JID, error) {
+	condition, text := req.Condition, req.Reason
 	if condition == "" {
-		condition = ConditionPolicyViolation
+		condition = session.ConditionPolicyViolation
 	}
 	if text == "" {
-		text = DefaultEndReason
+		text = session.DefaultEndReason
 	}
-	for _, e := range victims {
+	described := make([]session.Session, len(victims))
+	for i, e := range victims {
+		described[i] = session.Of(e.conn) // as it was
 		r.log.Info().Stringer("jid", e.conn.JID()).Str("session_id", e.conn.SessionID()).Str("condition", condition).Msg("ending session")
 		e.conn.Kick(condition, text)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.EndTimeout)
 	defer cancel()
-	ended := make([]jid.JID, 0, len(victims))
+	res := session.EndResult{Ended: make([]session.Session, 0, len(victims))}
 	var err error
-	for _, e := range victims {
+	for i, e := range victims {
 		select {
 		case <-e.gone:
-			ended = append(ended, e.conn.JID())
+			res.Ended = append(res.Ended, described[i])
 		case <-ctx.Done():
 			err = fmt.Errorf("sessman: waiting for %s to end: %w", e.conn.JID(), ctx.Err())
 		}
@@ -313,17 +221,77 @@ func (r *Registry) end(ctx context.Context, victims []*entry, condition, text st
 			break
 		}
 	}
-	slices.SortFunc(ended, func(a, b jid.JID) int { return strings.Compare(a.String(), b.String()) })
-	return ended, err
+	slices.SortFunc(res.Ended, func(a, b session.Session) int { return strings.Compare(a.JID, b.JID) })
+	return res, err
 }
 
-// EndAll kicks every bound connection with condition and text and waits for
-// them to go, as End does. It is used at shutdown.
-func (r *Registry) EndAll(ctx context.Context, condition, text string) ([]jid.JID, error) {
-	conns := r.All()
-	targets := make([]jid.JID, len(conns))
-	for i, c := range conns {
-		targets[i] = c.JID()
+// List implements session.Sessions: a page of the sessions of req.User, or
+// of everyone, ordered by user, then resource.
+func (r *Registry) List(_ context.Context, req session.ListRequest) (session.Page, error) {
+	var conns []session.Conn
+	if req.User.Domainpart() == "" {
+		conns = r.all()
+	} else {
+		conns = r.Resources(req.User)
 	}
-	return r.End(ctx, targets, condition, text)
+	page := session.Page{Count: len(conns), Items: []session.Session{}}
+	if req.Offset < len(conns) {
+		conns = conns[max(req.Offset, 0):]
+		if req.Limit > 0 && req.Limit < len(conns) {
+			conns = conns[:req.Limit]
+		}
+		for _, c := range conns {
+			page.Items = append(page.Items, session.Of(c))
+		}
+	}
+	return page, nil
+}
+
+// Get implements session.Sessions.
+func (r *Registry) Get(_ context.Context, req session.GetRequest) (session.Session, error) {
+	r.mu.RLock()
+	e := r.byID[req.ID]
+	r.mu.RUnlock()
+	if e == nil || !e.conn.JID().Bare().Equal(req.User.Bare()) {
+		return session.Session{}, session.ErrNoSession
+	}
+	return session.Of(e.conn), nil
+}
+
+// Count implements session.Sessions.
+func (r *Registry) Count(context.Context, session.CountRequest) (session.Counts, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	counts := session.Counts{
+		Sessions:    len(r.byID),
+		ByTransport: make(map[string]int, 3),
+		Users:       make([]session.OnlineUser, 0, len(r.byUser)),
+	}
+	for bare, resources := range r.byUser {
+		u := session.OnlineUser{User: bare, Sessions: len(resources)}
+		for _, e := range resources {
+			counts.ByTransport[e.conn.Transport()]++
+			if t := e.conn.LastActive(); t.After(u.LastActive) {
+				u.LastActive = t
+			}
+		}
+		counts.Users = append(counts.Users, u)
+	}
+	return counts, nil
+}
+
+// Announce implements session.Sessions: every bound session is sent the
+// message as a headline.
+func (r *Registry) Announce(ctx context.Context, req session.AnnounceRequest) (session.AnnounceResult, error) {
+	conns := r.all()
+	res := session.AnnounceResult{Online: len(conns)}
+	for _, c := range conns {
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("sessman: announce: %d of %d sent: %w", res.Sent, len(conns), err)
+		}
+		if c.Notify(session.Message{From: req.From, To: c.JID(), Type: "headline", Subject: req.Subject, Body: req.Body}) {
+			res.Sent++
+		}
+	}
+	return res, nil
 }

@@ -3,147 +3,111 @@ package sessman_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/sessman"
+	"github.com/adhocd/adhocd/sessman/session"
 )
 
-// testConn behaves as the c2s transport does: once kicked it unbinds
-// itself. The c2s tests cover the real connection.
-type testConn struct {
-	reg    *sessman.Registry
-	id     string
-	addr   jid.JID
-	kicked atomic.Value // condition
-	once   sync.Once
-	gone   chan struct{}
-	ignore bool // never goes away when kicked
+func count(t testing.TB, reg *sessman.Registry) int {
+	t.Helper()
+	c, err := reg.Count(t.Context(), session.CountRequest{})
+	require.NoError(t, err)
+	return c.Sessions
 }
 
-var _ sessman.Conn = (*testConn)(nil)
-
-func newTestConn(reg *sessman.Registry, addr string) *testConn {
-	return &testConn{reg: reg, id: addr, addr: jid.MustParse(addr), gone: make(chan struct{})}
-}
-
-func (c *testConn) SessionID() string    { return c.id }
-func (c *testConn) JID() jid.JID         { return c.addr }
-func (c *testConn) Transport() string    { return "tcp" }
-func (c *testConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
-func (c *testConn) BoundAt() time.Time   { return time.Unix(1, 0) }
-func (c *testConn) LastActive() time.Time {
-	return time.Unix(2, 0)
-}
-func (c *testConn) Presence() string      { return "available" }
-func (c *testConn) Deliver(b []byte) bool { return c.kicked.Load() == nil }
-func (c *testConn) Kick(condition, _ string) {
-	c.once.Do(func() {
-		c.kicked.Store(condition)
-		if !c.ignore {
-			// The registry holds no lock while it kicks, so the connection
-			// may unbind right here; a goroutine could outlive the test.
-			c.disconnect()
-		}
-	})
-}
-
-func (c *testConn) disconnect() {
-	c.reg.Unbind(c)
-	select {
-	case <-c.gone:
-	default:
-		close(c.gone)
+func endedJIDs(res session.EndResult) []string {
+	out := []string{}
+	for _, s := range res.Ended {
+		out = append(out, s.JID)
 	}
-}
-
-func newRegistry(t testing.TB) *sessman.Registry {
-	return sessman.New(sessman.Config{EndTimeout: 5 * time.Second}, zerolog.New(zerolog.NewTestWriter(t)))
+	return out
 }
 
 func TestBindLookupEnd(t *testing.T) {
-	reg := newRegistry(t)
-	a := newTestConn(reg, "alice@localhost/a")
-	b := newTestConn(reg, "alice@localhost/b")
-	c := newTestConn(reg, "bob@localhost/c")
-	for _, conn := range []*testConn{a, b, c} {
-		require.NoError(t, reg.Bind(conn))
-	}
-	assert.Equal(t, 3, reg.Count())
-	got, ok := reg.Lookup(jid.MustParse("alice@localhost/b"))
+	e := newEnv(t)
+	a, b, c := e.bind(t, "alice@localhost/a", 0), e.bind(t, "alice@localhost/b", 0), e.bind(t, "bob@localhost/c", 0)
+	assert.Equal(t, 3, count(t, e.reg))
+	got, ok := e.reg.Lookup(jid.MustParse("alice@localhost/b"))
 	require.True(t, ok)
 	assert.Same(t, b, got)
-	assert.Len(t, reg.Resources(jid.MustParse("alice@localhost")), 2)
-	assert.ErrorIs(t, reg.Bind(newTestConn(reg, "localhost")), sessman.ErrNotFullJID)
+	assert.Len(t, e.reg.Resources(jid.MustParse("alice@localhost")), 2)
+	assert.ErrorIs(t, e.reg.Bind(newClient(e.reg, "localhost")), sessman.ErrNotFullJID)
 
-	ended, err := reg.End(context.Background(), []jid.JID{jid.MustParse("alice@localhost"), jid.MustParse("alice@localhost/a")}, "", "")
+	res, err := e.reg.End(t.Context(), session.EndRequest{Users: []jid.JID{jid.MustParse("alice@localhost"), a.addr}, All: true})
 	require.NoError(t, err)
-	assert.Equal(t, []jid.JID{a.addr, b.addr}, ended, "each resource once, ordered")
-	assert.Equal(t, sessman.ConditionPolicyViolation, a.kicked.Load())
-	assert.Equal(t, 1, reg.Count())
-	assert.Nil(t, c.kicked.Load(), "bob is untouched")
+	assert.Equal(t, []string{"alice@localhost/a", "alice@localhost/b"}, endedJIDs(res), "each resource once, ordered")
+	assert.Equal(t, []string{"policy-violation: " + session.DefaultEndReason}, a.kicked())
+	assert.Equal(t, 1, count(t, e.reg))
+	assert.Empty(t, c.kicked(), "bob is untouched")
+	assert.Equal(t, "tls", res.Ended[0].Transport, "ended sessions are described as they were")
 }
 
 func TestBindConflictKicksOlder(t *testing.T) {
-	reg := newRegistry(t)
-	older := newTestConn(reg, "alice@localhost/phone")
-	newer := newTestConn(reg, "alice@localhost/phone")
-	require.NoError(t, reg.Bind(older))
-	require.NoError(t, reg.Bind(newer))
-	assert.Equal(t, sessman.ConditionConflict, older.kicked.Load())
+	e := newEnv(t)
+	older := e.bind(t, "alice@localhost/phone", 0)
+	newer := e.bind(t, "alice@localhost/phone", 0)
+	assert.Equal(t, []string{"conflict: Replaced by a new connection with the same resource."}, older.kicked())
 	<-older.gone
-	got, ok := reg.Lookup(newer.addr)
+	got, ok := e.reg.Lookup(newer.addr)
 	require.True(t, ok)
 	assert.Same(t, newer, got, "the older session's Unbind does not remove the newer one")
-	assert.Equal(t, 1, reg.Count())
+	assert.Equal(t, 1, count(t, e.reg))
 }
 
 // TestBindConflictWithTheSameSessionID: these test connections take their
 // JID as session id, so the older and newer session share it; the newer
 // one must stay reachable by id.
 func TestBindConflictWithTheSameSessionID(t *testing.T) {
-	reg := newRegistry(t)
-	older := newTestConn(reg, "alice@localhost/phone")
-	newer := newTestConn(reg, "alice@localhost/phone")
+	e := newEnv(t)
+	older := e.bind(t, "alice@localhost/phone", 0)
+	newer := e.bind(t, "alice@localhost/phone", 0)
 	require.Equal(t, older.SessionID(), newer.SessionID())
-	require.NoError(t, reg.Bind(older))
-	require.NoError(t, reg.Bind(newer))
 	<-older.gone
-	got, ok := reg.LookupID(newer.SessionID())
-	require.True(t, ok, "the newer session is found by its id")
-	assert.Same(t, newer, got)
-	assert.Equal(t, 1, reg.Count())
+	got, err := e.reg.Get(t.Context(), session.GetRequest{User: newer.addr.Bare(), ID: newer.SessionID()})
+	require.NoError(t, err, "the newer session is found by its id")
+	assert.Equal(t, newer.addr.String(), got.JID)
+	assert.Equal(t, 1, count(t, e.reg))
 }
 
 func TestEndTimesOutOnAConnectionThatNeverGoes(t *testing.T) {
-	reg := newRegistry(t)
-	stuck := newTestConn(reg, "alice@localhost/stuck")
-	stuck.ignore = true
-	require.NoError(t, reg.Bind(stuck))
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	e := newEnv(t)
+	stuck := newClient(e.reg, "alice@localhost/stuck")
+	stuck.stuck = true
+	require.NoError(t, e.reg.Bind(stuck))
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	ended, err := reg.End(ctx, []jid.JID{stuck.addr}, "", "")
+	res, err := e.reg.End(ctx, session.EndRequest{Users: []jid.JID{stuck.addr}, All: true})
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Empty(t, ended)
+	assert.Empty(t, res.Ended)
+}
+
+func TestEndEveryoneAtShutdown(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.bind(t, "alice@localhost/a", 0), e.bind(t, "bob@localhost/b", 0)
+	res, err := e.reg.End(t.Context(), session.EndRequest{Everyone: true, Condition: session.ConditionSystemShutdown, Reason: "Bye."})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"alice@localhost/a", "bob@localhost/b"}, endedJIDs(res))
+	assert.Equal(t, []string{"system-shutdown: Bye."}, a.kicked())
+	assert.Equal(t, []string{"system-shutdown: Bye."}, b.kicked())
+	assert.Zero(t, count(t, e.reg))
 }
 
 func TestListPagesInStableOrder(t *testing.T) {
-	reg := newRegistry(t)
+	e := newEnv(t)
 	for i := range 25 {
-		require.NoError(t, reg.Bind(newTestConn(reg, fmt.Sprintf("u%02d@localhost/r", 24-i))))
+		e.bind(t, fmt.Sprintf("u%02d@localhost/r", 24-i), 0)
 	}
 	var seen []string
 	for offset := 0; offset < 30; offset += 10 {
-		page, err := reg.List(sessman.ListRequest{Offset: offset, Limit: 10})
+		page, err := e.reg.List(t.Context(), session.ListRequest{Offset: offset, Limit: 10})
 		require.NoError(t, err)
 		assert.Equal(t, 25, page.Count)
 		for _, s := range page.Items {
@@ -154,49 +118,74 @@ func TestListPagesInStableOrder(t *testing.T) {
 	assert.Equal(t, "u00@localhost/r", seen[0])
 	assert.Equal(t, "u24@localhost/r", seen[24])
 
-	one, err := reg.List(sessman.ListRequest{User: "u03@localhost"})
+	one, err := e.reg.List(t.Context(), session.ListRequest{User: jid.MustParse("u03@localhost")})
 	require.NoError(t, err)
 	require.Equal(t, 1, one.Count)
-	assert.Equal(t, sessman.Session{
-		ID: "u03@localhost/r", JID: "u03@localhost/r", User: "u03@localhost", Resource: "r", Transport: "tcp",
-		RemoteAddr: "127.0.0.1:1", BoundAt: time.Unix(1, 0).UTC(), LastActive: time.Unix(2, 0).UTC(), Presence: "available",
-	}, one.Items[0])
+	got := one.Items[0]
+	got.LastActive = time.Time{}
+	assert.Equal(t, session.Session{
+		ID: "s-u03@localhost/r", JID: "u03@localhost/r", User: "u03@localhost", Resource: "r", Transport: "tls",
+		RemoteAddr: got.RemoteAddr, BoundAt: time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC), Presence: "available",
+	}, got)
+	assert.Regexp(t, `^192\.0\.2\.\d+:40000$`, got.RemoteAddr)
 
-	empty, err := reg.List(sessman.ListRequest{User: "nobody@localhost"})
+	empty, err := e.reg.List(t.Context(), session.ListRequest{User: jid.MustParse("nobody@localhost")})
 	require.NoError(t, err)
-	assert.Equal(t, sessman.ListResult{Items: []sessman.Session{}}, empty)
+	assert.Equal(t, session.Page{Items: []session.Session{}}, empty)
+}
+
+func TestCountGroupsByUser(t *testing.T) {
+	e := newEnv(t)
+	e.bind(t, "alice@localhost/a", time.Hour)
+	recent := e.bind(t, "alice@localhost/b", time.Second)
+	e.bind(t, "bob@localhost/c", 2*time.Hour)
+	counts, err := e.reg.Count(t.Context(), session.CountRequest{})
+	require.NoError(t, err)
+	assert.Equal(t, 3, counts.Sessions)
+	assert.Equal(t, map[string]int{"tls": 3}, counts.ByTransport)
+	assert.ElementsMatch(t, []session.OnlineUser{
+		{User: "alice@localhost", Sessions: 2, LastActive: recent.lastActive},
+		{User: "bob@localhost", Sessions: 1, LastActive: counts.Users[indexOf(counts.Users, "bob@localhost")].LastActive},
+	}, counts.Users)
+}
+
+func indexOf(users []session.OnlineUser, user string) int {
+	for i, u := range users {
+		if u.User == user {
+			return i
+		}
+	}
+	return -1
 }
 
 // TestConcurrentBindsKicksAndDisconnects is meant for -race: binds with
 // clashing resources, ends and disconnects all at once, and the registry
 // ends consistent and empty.
 func TestConcurrentBindsKicksAndDisconnects(t *testing.T) {
-	reg := newRegistry(t)
+	e := newEnv(t)
 	var wg sync.WaitGroup
 	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range 200 {
-				c := newTestConn(reg, fmt.Sprintf("user%d@localhost/r%d", i%5, (i+w)%3))
-				require.NoError(t, reg.Bind(c))
+				c := newClient(e.reg, fmt.Sprintf("user%d@localhost/r%d", i%5, (i+w)%3))
+				require.NoError(t, e.reg.Bind(c))
 				switch i % 3 {
 				case 0:
-					c.disconnect()
+					e.reg.Unbind(c)
 				case 1:
-					_, err := reg.End(context.Background(), []jid.JID{c.addr.Bare()}, "", "")
+					_, err := e.reg.End(t.Context(), session.EndRequest{Users: []jid.JID{c.addr.Bare()}, All: true})
 					assert.NoError(t, err)
 				}
-				_, err := reg.List(sessman.ListRequest{Limit: 10})
+				_, err := e.reg.List(t.Context(), session.ListRequest{Limit: 10})
 				assert.NoError(t, err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	_, err := reg.EndAll(context.Background(), sessman.ConditionSystemShutdown, "")
+	_, err := e.reg.End(t.Context(), session.EndRequest{Everyone: true, Condition: session.ConditionSystemShutdown})
 	require.NoError(t, err)
-	assert.Equal(t, 0, reg.Count())
-	assert.Empty(t, reg.All())
+	assert.Zero(t, count(t, e.reg))
+	assert.Empty(t, e.online(t))
 }
 
 // BenchmarkOnlineUsers runs the commands that group the online users by
@@ -204,7 +193,7 @@ func TestConcurrentBindsKicksAndDisconnects(t *testing.T) {
 func BenchmarkOnlineUsers(b *testing.B) {
 	e := newEnv(b)
 	for i := range 10000 {
-		require.NoError(b, e.reg.Bind(newTestConn(e.reg, fmt.Sprintf("user%05d@localhost/r%d", i/2, i%2))))
+		require.NoError(b, e.reg.Bind(newClient(e.reg, fmt.Sprintf("user%05d@localhost/r%d", i/2, i%2))))
 	}
 	for _, tc := range []struct {
 		name   string
@@ -214,7 +203,7 @@ func BenchmarkOnlineUsers(b *testing.B) {
 		{"get-online-users-list", []adhoc.Field{field("max_items", "none")}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			req := adhoc.Request{To: sessManJID, From: adminJID, Admin: true, Node: node(tc.name), Fields: tc.fields}
+			req := adhoc.Request{To: sessManJID, Node: node(tc.name), Fields: tc.fields, Caller: adminCaller}
 			b.ReportAllocs()
 			for b.Loop() {
 				resp, err := e.cmds.Execute(b.Context(), req)

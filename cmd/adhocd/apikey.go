@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/adhocd/adhocd/sessman"
 	"github.com/adhocd/adhocd/sessman/store"
 )
 
@@ -53,12 +56,6 @@ type apikeyOptions struct {
 	id       string // for revoke
 }
 
-// CLI audit entries: the actor and the way it authenticated.
-const (
-	cliActor = "cli"
-	cliAuth  = "cli"
-)
-
 // runAPIKey runs `adhocd apikey <create|list|revoke> [flags] [ID]`.
 // It reads nothing from stdin.
 func runAPIKey(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -79,7 +76,7 @@ func runAPIKey(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	err = apikeyDo(ctx, db, opts, stdout)
+	err = apikeyDo(ctx, sessman.NewAccounts(sessman.AccountsConfig{}, db, zerolog.Nop()), opts, stdout)
 	if cerr := db.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("apikey %s: %w", opts.sub, cerr)
 	}
@@ -162,16 +159,26 @@ func openStore(cmd, data string, create bool) (*store.DB, error) {
 	return db, nil
 }
 
-// apikeyDo runs the subcommand on the open store.
-func apikeyDo(ctx context.Context, db *store.DB, opts apikeyOptions, stdout io.Writer) error {
+// apikeyDo runs the subcommand through the accounts service, which audits
+// every create and revoke as the command line's.
+func apikeyDo(ctx context.Context, accounts *sessman.Accounts, opts apikeyOptions, stdout io.Writer) error {
 	var err error
 	switch opts.sub {
 	case "create":
-		err = createAPIKey(ctx, db, opts, stdout)
+		var (
+			secret string
+			key    store.APIKey
+		)
+		secret, key, err = accounts.CreateAPIKey(ctx, sessman.CommandLine, opts.name, opts.domain, opts.readOnly)
+		if err == nil {
+			_, err = fmt.Fprintf(stdout, "API key %s (%s) for %s, read-only: %t: %s\n"+
+				"The secret is shown only this once: only its hash is stored.\n",
+				key.ID, key.Name, key.Domain, key.ReadOnly, secret)
+		}
 	case "list":
-		err = listAPIKeys(ctx, db, stdout)
+		err = listAPIKeys(ctx, accounts, stdout)
 	case "revoke":
-		err = revokeAPIKey(ctx, db, opts.id)
+		err = accounts.RevokeAPIKey(ctx, sessman.CommandLine, opts.id)
 	}
 	if err != nil {
 		return fmt.Errorf("apikey %s: %w", opts.sub, err)
@@ -179,88 +186,11 @@ func apikeyDo(ctx context.Context, db *store.DB, opts apikeyOptions, stdout io.W
 	return nil
 }
 
-// createAPIKey creates the key, records it in the audit, and only then
-// prints its secret.
-func createAPIKey(ctx context.Context, db *store.DB, opts apikeyOptions, stdout io.Writer) error {
-	access := "read-write"
-	if opts.readOnly {
-		access = "read-only"
-	}
-	detail := fmt.Sprintf("name %q, domain %s, %s", opts.name, opts.domain, access)
-	secret, key, err := db.CreateAPIKey(ctx, opts.name, opts.domain, opts.readOnly)
-	if err != nil {
-		return auditFailure(ctx, db, "apikey-create", nil, detail, err)
-	}
-	_, err = db.AppendAudit(ctx, cliEntry("apikey-create", []string{key.ID}, "ok", detail))
-	if err != nil {
-		// The secret was never shown, so the key is of no use; revoking it
-		// keeps it from looking usable in the list. If that fails too, the
-		// audit's error is the one to report.
-		_ = db.RevokeAPIKey(ctx, key.ID)
-		return fmt.Errorf("%w (key %s revoked, its secret not shown)", err, key.ID)
-	}
-	_, err = fmt.Fprintf(stdout, "API key %s (%s) for %s, read-only: %t: %s\n"+
-		"The secret is shown only this once: only its hash is stored.\n",
-		key.ID, key.Name, key.Domain, key.ReadOnly, secret)
-	return err
-}
-
-// revokeAPIKey revokes the key id and records it in the audit.
-func revokeAPIKey(ctx context.Context, db *store.DB, id string) error {
-	keys, err := db.APIKeys(ctx) // for the audit's detail
-	if err != nil {
-		return err
-	}
-	detail := ""
-	for _, k := range keys {
-		if k.ID == id {
-			detail = fmt.Sprintf("name %q, domain %s", k.Name, k.Domain)
-			if !k.RevokedAt.IsZero() {
-				detail += ", already revoked"
-			}
-		}
-	}
-	if err := db.RevokeAPIKey(ctx, id); err != nil {
-		return auditFailure(ctx, db, "apikey-revoke", []string{id}, detail, err)
-	}
-	_, err = db.AppendAudit(ctx, cliEntry("apikey-revoke", []string{id}, "ok", detail))
-	return err
-}
-
-// cliEntry is an audit entry of the command line.
-func cliEntry(action string, targets []string, outcome, detail string) store.AuditEntry {
-	return store.AuditEntry{
-		Actor: cliActor, Auth: cliAuth, Action: action, Targets: targets, Outcome: outcome, Detail: detail,
-	}
-}
-
-// auditFailure records a refused action in the audit, with the stanza error
-// condition the HTTP API would answer, and returns err.
-// Other errors (the database failing) are not recorded: the audit would
-// fail too.
-func auditFailure(ctx context.Context, db *store.DB, action string, targets []string, detail string, err error) error {
-	var outcome string
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		outcome = "item-not-found"
-	case errors.Is(err, store.ErrExists):
-		outcome = "conflict"
-	case errors.Is(err, store.ErrInvalid):
-		outcome = "bad-request"
-	default:
-		return err
-	}
-	if _, aerr := db.AppendAudit(ctx, cliEntry(action, targets, outcome, detail)); aerr != nil {
-		return fmt.Errorf("%w (and recording it in the audit failed: %v)", err, aerr)
-	}
-	return err
-}
-
 // listAPIKeys prints one tab-separated line per key: ID, name, domain,
 // read-only or read-write, active or "revoked <time>", "created <time>",
 // times in RFC 3339, UTC.
-func listAPIKeys(ctx context.Context, db *store.DB, stdout io.Writer) error {
-	keys, err := db.APIKeys(ctx)
+func listAPIKeys(ctx context.Context, accounts *sessman.Accounts, stdout io.Writer) error {
+	keys, err := accounts.APIKeys(ctx)
 	if err != nil {
 		return err
 	}

@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/adhocd/adhocd/sessman/store"
 )
 
 // apikeyRun runs `adhocd apikey args...` and returns stdout and stderr.
@@ -127,7 +126,7 @@ func TestAPIKeyListAndRevoke(t *testing.T) {
 
 	assert.Empty(t, mustAPIKey(t, "revoke", ciID, "--data", dir))
 	key, err := db.APIKeyBySecret(t.Context(), ciSecret)
-	assert.ErrorIs(t, err, store.ErrRevoked, "revoked at once")
+	assert.ErrorIs(t, err, session.ErrKeyRevoked, "revoked at once")
 	assert.Equal(t, ciID, key.ID)
 	mustAPIKey(t, "revoke", ciID, "--data", dir) // twice is fine
 
@@ -148,7 +147,8 @@ func TestAPIKeyAudit(t *testing.T) {
 	require.Error(t, err)
 
 	db := openData(t, dir)
-	total, entries, err := db.Audit(t.Context(), store.AuditQuery{})
+	page, err := db.Audit(t.Context(), session.AuditQuery{})
+	total, entries := page.Count, page.Items
 	require.NoError(t, err)
 	require.Equal(t, 4, total)
 	type row struct{ actor, auth, action, targets, outcome, detail string }

@@ -7,10 +7,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 	"unicode"
 
-	"github.com/adhocd/adhocd/sessman/store"
+	"github.com/adhocd/adhocd/sessman/session"
 )
 
 const auditSynopsis = "adhocd audit [--limit N] [--offset N] [--actor A] [--target T] [--json] [flags]"
@@ -21,7 +20,7 @@ const auditTimeFormat = "2006-01-02T15:04:05.000Z07:00"
 // auditOptions are the flags of one `adhocd audit` run.
 type auditOptions struct {
 	data   string
-	query  store.AuditQuery
+	query  session.AuditQuery
 	asJSON bool
 }
 
@@ -36,18 +35,18 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	total, entries, err := db.Audit(ctx, opts.query)
+	page, err := db.Audit(ctx, opts.query)
 	if cerr := db.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	if err := printAudit(stdout, entries, opts.asJSON); err != nil {
+	if err := printAudit(stdout, page.Items, opts.asJSON); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	if shown := opts.query.Offset + len(entries); shown < total {
-		fmt.Fprintf(stderr, "adhocd audit: %d more entries; --offset %d for the next page\n", total-shown, shown)
+	if shown := opts.query.Offset + len(page.Items); shown < page.Count {
+		fmt.Fprintf(stderr, "adhocd audit: %d more entries; --offset %d for the next page\n", page.Count-shown, shown)
 	}
 	return nil
 }
@@ -58,8 +57,8 @@ func parseAudit(args []string, stderr io.Writer) (auditOptions, error) {
 	fs := newFlagSet("audit", auditSynopsis)
 	fs.SetOutput(stderr)
 	fs.StringVar(&opts.data, "data", "./data", "data directory; the database is DIR/adhocd.db")
-	fs.IntVar(&opts.query.Limit, "limit", store.DefaultAuditLimit,
-		fmt.Sprintf("the most entries to print, 1 to %d", store.MaxAuditLimit))
+	fs.IntVar(&opts.query.Limit, "limit", session.DefaultAuditLimit,
+		fmt.Sprintf("the most entries to print, 1 to %d", session.MaxAuditLimit))
 	fs.IntVar(&opts.query.Offset, "offset", 0, "skip this many of the newest entries")
 	fs.StringVar(&opts.query.Actor, "actor", "", "only the entries of this actor (admin@localhost, apikey:<name>, cli, ...)")
 	fs.StringVar(&opts.query.Target, "target", "", "only the entries with this target (a JID, session id or key id)")
@@ -70,45 +69,25 @@ func parseAudit(args []string, stderr io.Writer) (auditOptions, error) {
 	switch {
 	case fs.NArg() > 0:
 		return opts, fmt.Errorf("audit: unexpected argument %q (%s)", fs.Arg(0), auditSynopsis)
-	case opts.query.Limit < 1 || opts.query.Limit > store.MaxAuditLimit:
-		return opts, fmt.Errorf("audit: --limit %d: want 1 to %d", opts.query.Limit, store.MaxAuditLimit)
+	case opts.query.Limit < 1 || opts.query.Limit > session.MaxAuditLimit:
+		return opts, fmt.Errorf("audit: --limit %d: want 1 to %d", opts.query.Limit, session.MaxAuditLimit)
 	case opts.query.Offset < 0:
 		return opts, fmt.Errorf("audit: --offset %d: want 0 or more", opts.query.Offset)
 	}
 	return opts, nil
 }
 
-// auditJSON is the form of an entry that --json prints.
-type auditJSON struct {
-	ID         int64     `json:"id"`
-	Time       time.Time `json:"time"`
-	Actor      string    `json:"actor"`
-	Auth       string    `json:"auth"`
-	Action     string    `json:"action"`
-	Targets    []string  `json:"targets"`
-	Outcome    string    `json:"outcome"`
-	Detail     string    `json:"detail"`
-	RemoteAddr string    `json:"remote_addr"`
-	RequestID  string    `json:"request_id"`
-}
-
 // printAudit prints entries as tab-separated lines (time, actor, auth,
 // action, targets joined by commas, outcome, detail; "-" for an empty field)
 // or as JSON lines.
-func printAudit(stdout io.Writer, entries []store.AuditEntry, asJSON bool) error {
+func printAudit(stdout io.Writer, entries []session.AuditEntry, asJSON bool) error {
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	for _, e := range entries {
 		if asJSON {
-			targets := e.Targets
-			if targets == nil {
-				targets = []string{}
-			}
-			if err := enc.Encode(auditJSON{
-				ID: e.ID, Time: e.Time.UTC(), Actor: e.Actor, Auth: e.Auth, Action: e.Action, Targets: targets,
-				Outcome: e.Outcome, Detail: e.Detail, RemoteAddr: e.RemoteAddr, RequestID: e.RequestID,
-			}); err != nil {
+			e.Time = e.Time.UTC()
+			if err := enc.Encode(e); err != nil {
 				return err
 			}
 			continue

@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/adhocd/adhocd/sessman/store"
 )
 
 // auditRun runs `adhocd audit args...` and returns stdout and stderr.
@@ -55,7 +54,7 @@ func TestAuditListsCLIActions(t *testing.T) {
 	opsID, _ := createKey(t, "--data", dir, "--name", "ops", "--read-only")
 	mustAPIKey(t, "revoke", "--data", dir, ciID)
 	db := openData(t, dir)
-	_, err := db.AppendAudit(t.Context(), store.AuditEntry{Actor: "admin@localhost", Auth: "basic",
+	_, err := db.AppendAudit(t.Context(), session.AuditEntry{Actor: "admin@localhost", Auth: "basic",
 		Action: "end-sessions", Targets: []string{"bob@localhost", "s1"}, Outcome: "ok", Detail: "ended 1 session"})
 	require.NoError(t, err)
 
@@ -112,10 +111,10 @@ func TestAuditJSON(t *testing.T) {
 	dir := t.TempDir()
 	db := openData(t, dir)
 	at := time.Date(2025, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
-	id1, err := db.AppendAudit(t.Context(), store.AuditEntry{Time: at, Actor: "apikey:ci", Auth: "apikey",
+	id1, err := db.AppendAudit(t.Context(), session.AuditEntry{Time: at, Actor: "apikey:ci", Auth: "apikey",
 		Action: "end-sessions", Outcome: "forbidden", RemoteAddr: "192.0.2.1:1234", RequestID: "r1"})
 	require.NoError(t, err)
-	id2, err := db.AppendAudit(t.Context(), store.AuditEntry{Time: at.Add(time.Second), Actor: "cli", Auth: "cli",
+	id2, err := db.AppendAudit(t.Context(), session.AuditEntry{Time: at.Add(time.Second), Actor: "cli", Auth: "cli",
 		Action: "apikey-create", Targets: []string{"k1"}, Outcome: "ok", Detail: `name "<x>"`})
 	require.NoError(t, err)
 
@@ -141,7 +140,7 @@ func TestAuditJSON(t *testing.T) {
 func TestAuditFieldsStayOnOneLine(t *testing.T) {
 	dir := t.TempDir()
 	db := openData(t, dir)
-	_, err := db.AppendAudit(t.Context(), store.AuditEntry{Time: time.UnixMilli(0), Actor: "bob@localhost",
+	_, err := db.AppendAudit(t.Context(), session.AuditEntry{Time: time.UnixMilli(0), Actor: "bob@localhost",
 		Action: "end-sessions", Targets: []string{"a\tb"}, Detail: "reason: spam\nand\tmore\r"})
 	require.NoError(t, err)
 	assert.Equal(t, "1970-01-01T00:00:00.000Z\tbob@localhost\t-\tend-sessions\ta b\t-\treason: spam and more \n",

@@ -17,6 +17,7 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/sessman"
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/sessman/store"
 	"github.com/adhocd/adhocd/transport/c2s"
 	"github.com/adhocd/adhocd/transport/httpapi"
@@ -118,25 +119,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer db.Close()
-	logins := db.NewLoginRecorder(time.Second, log)
-	defer logins.Close()
-	if err := ensureAdmin(ctx, db, cfg.domain, stdout); err != nil {
+	accounts := sessman.NewAccounts(sessman.AccountsConfig{Domain: cfg.domain, Admins: cfg.admins}, db, log)
+	if err := ensureAdmin(ctx, accounts, stdout); err != nil {
 		return err
 	}
+	if err := accounts.Start(ctx); err != nil {
+		return err
+	}
+	defer accounts.Close()
 	tlsConfig, err := loadTLS(cfg.certFile, cfg.keyFile, cfg.data, cfg.domain)
 	if err != nil {
 		return err
 	}
 
 	reg := sessman.New(sessman.Config{}, log)
-	var httpSrv *httpapi.Server // for the manager's cache invalidation, set below
-	manager := sessman.NewManager(sessman.ManagerConfig{
-		Domain: cfg.domain,
-		Admins: cfg.admins,
-		OnAccountChange: func(user jid.JID) {
-			httpSrv.Invalidate(user) // the password, or whether it may be used, changed
-		},
-	}, reg, db, log)
+	manager := sessman.NewManager(sessman.ManagerConfig{Domain: cfg.domain}, reg, accounts, log)
 	commands := adhoc.NewRegistry(adhoc.RegistryConfig{})
 	if err := manager.Register(commands); err != nil {
 		return err
@@ -151,22 +148,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		WriteTimeout:       cfg.writeTimeout,
 		CommandTimeout:     cfg.commandTimeout,
 	}, c2s.Deps{
-		Accounts: c2sAccounts{db: db, logins: logins, admins: manager},
+		Accounts: accounts,
 		Registry: reg,
 		Commands: commands,
 		Failures: failures,
 		Logger:   log,
 	})
-	httpSrv = httpapi.New(httpapi.Config{
+	httpSrv := httpapi.New(httpapi.Config{
 		Domain:         cfg.domain,
 		WebSocket:      c2sSrv.WebSocketHandler(),
-		SessionCount:   reg.Count,
+		Local:          reg,
+		Accounts:       accounts,
 		Commands:       commands,
-		Accounts:       httpAccounts{db: db, admins: manager},
-		Keys:           httpKeys{db},
-		Sessions:       httpSessions{reg: reg, manager: manager},
+		Sessions:       manager,
 		PusherApps:     cfg.pusherApps,
-		Audit:          httpAudit{db},
+		Audit:          manager,
 		Failures:       failures,
 		Rates:          limit.NewRates(cfg.callerRate, cfg.callerBurst),
 		AdminRates:     limit.NewRates(cfg.adminRate, cfg.callerBurst),
@@ -190,6 +186,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	stopAll := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGracePeriod)
 		defer cancel()
+		_, err := reg.End(sctx, session.EndRequest{Everyone: true, Condition: session.ConditionSystemShutdown, Reason: "The server is shutting down."})
+		if err != nil {
+			log.Warn().Err(err).Msg("sessions did not end in time")
+		}
 		if err := c2sSrv.Close(sctx); err != nil {
 			log.Warn().Err(err).Msg("clients did not close in time")
 		}
@@ -238,31 +238,16 @@ func newLogger(w io.Writer, level zerolog.Level) zerolog.Logger {
 
 // ensureAdmin creates admin@domain when no admin account exists, with the
 // password from ADHOCD_ADMIN_PASSWORD or a generated one printed once.
-func ensureAdmin(ctx context.Context, db *store.DB, domain string, stdout io.Writer) error {
-	has, err := db.HasAdmin(ctx)
-	if err != nil || has {
+func ensureAdmin(ctx context.Context, accounts *sessman.Accounts, stdout io.Writer) error {
+	admin, generated, changed, err := accounts.EnsureAdmin(ctx, os.Getenv("ADHOCD_ADMIN_PASSWORD"))
+	switch {
+	case err != nil:
 		return err
-	}
-	admin, err := jid.New("admin", domain, "")
-	if err != nil {
-		return err
-	}
-	password, given := os.LookupEnv("ADHOCD_ADMIN_PASSWORD")
-	if !given || password == "" {
-		given, password = false, randomPassword()
-	}
-	err = db.AddUser(ctx, admin, password, true)
-	if errors.Is(err, store.ErrExists) {
-		err = db.SetAdmin(ctx, admin, true)
-		given = true // the account kept its own password
-	}
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", admin, err)
-	}
-	if given {
+	case !changed:
+	case generated != "":
+		fmt.Fprintf(stdout, "Created admin account %s with password %s (shown once).\n", admin, generated)
+	default:
 		fmt.Fprintf(stdout, "Admin account %s is ready.\n", admin)
-	} else {
-		fmt.Fprintf(stdout, "Created admin account %s with password %s (shown once).\n", admin, password)
 	}
 	return nil
 }

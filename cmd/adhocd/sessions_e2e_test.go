@@ -33,31 +33,16 @@ import (
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/transport/c2s/c2stest"
 	"github.com/adhocd/adhocd/transport/limit"
 )
-
-// apiSession is a session as the session API shows it.
-type apiSession struct {
-	ID         string    `json:"id"`
-	JID        string    `json:"jid"`
-	User       string    `json:"user"`
-	Resource   string    `json:"resource"`
-	Transport  string    `json:"transport"`
-	RemoteAddr string    `json:"remote_addr"`
-	BoundAt    time.Time `json:"bound_at"`
-	LastActive time.Time `json:"last_active"`
-	Presence   string    `json:"presence"`
-}
 
 // apiSessionKeys are the members of a session object, no more, no fewer.
 var apiSessionKeys = []string{"id", "jid", "user", "resource", "transport", "remote_addr", "bound_at", "last_active", "presence"}
 
 // apiSessionList is the answer of the list endpoints.
-type apiSessionList struct {
-	Count int          `json:"count"`
-	Items []apiSession `json:"items"`
-}
+type apiSessionList struct{ session.Page }
 
 func (l apiSessionList) ids() []string {
 	ids := make([]string, len(l.Items))
@@ -274,8 +259,8 @@ func TestE2ESessionsPagination(t *testing.T) {
 	t.Logf("120 mellium logins (4 users in parallel) took %s", time.Since(start))
 	require.Len(t, sessions, 120, "distinct full JIDs: the server chose a resource twice")
 
-	read := func() []apiSession {
-		var all []apiSession
+	read := func() []session.Session {
+		var all []session.Session
 		for i, offset := range []int{0, 50, 100} {
 			l := d.sessList(t, sessAdmin, fmt.Sprintf("/rest/sessions?limit=50&offset=%d", offset))
 			assert.Equal(t, 120, l.Count, "count at offset %d", offset)
@@ -373,7 +358,7 @@ func TestE2ESessionsDelete(t *testing.T) {
 		var members map[string]json.RawMessage
 		sessJSON(t, resp, http.StatusOK, &members, "GET one session")
 		assert.ElementsMatch(t, apiSessionKeys, slices.Collect(maps.Keys(members)), "members of a session object")
-		var s apiSession
+		var s session.Session
 		require.NoError(t, json.Unmarshal(resp.body, &s))
 		assert.Equal(t, id[0], s.ID)
 		assert.Equal(t, m[0].LocalAddr().String(), s.JID)
@@ -393,7 +378,7 @@ func TestE2ESessionsDelete(t *testing.T) {
 	t.Run("delete one", func(t *testing.T) {
 		reason := "Ended one by one."
 		resp := d.sessCall(t, sessAdmin, http.MethodDelete, base+"/"+id[0], sessBody(t, map[string]any{"reason": reason}))
-		var s apiSession
+		var s session.Session
 		sessJSON(t, resp, http.StatusOK, &s, "DELETE one session")
 		assert.Equal(t, id[0], s.ID, "the deleted session is returned")
 		assert.Equal(t, m[0].LocalAddr().String(), s.JID)
@@ -660,7 +645,7 @@ func TestE2ESessionsPermissions(t *testing.T) {
 			assert.ElementsMatch(t, []string{e1ID, e2ID}, l.ids(), "GET %s", p)
 		}
 		resp := d.sessCall(t, erin, http.MethodGet, "/rest/users/erin@localhost/sessions/"+e1ID, "")
-		var s apiSession
+		var s session.Session
 		sessJSON(t, resp, http.StatusOK, &s, "erin gets her own session")
 		assert.Equal(t, e1.LocalAddr().String(), s.JID)
 
@@ -719,7 +704,7 @@ func TestE2ESessionsPermissions(t *testing.T) {
 
 	t.Run("a read-write key ends", func(t *testing.T) {
 		resp := d.sessCall(t, sessAPIKey(rwSecret), http.MethodDelete, "/rest/users/frank@localhost/sessions/"+f2ID, `{"reason": "by key"}`)
-		var s apiSession
+		var s session.Session
 		sessJSON(t, resp, http.StatusOK, &s, "DELETE with a read-write Api-Key")
 		assert.Equal(t, f2ID, s.ID)
 		expectStreamError(t, f2.LocalAddr(), f2Done, "policy-violation", "by key")
@@ -759,34 +744,16 @@ func TestE2ESessionsPermissions(t *testing.T) {
 	})
 }
 
-// sessAuditRow is an entry of GET /rest/audit and of `adhocd audit --json`.
-type sessAuditRow struct {
-	ID         int64     `json:"id"`
-	Time       time.Time `json:"time"`
-	Actor      string    `json:"actor"`
-	Auth       string    `json:"auth"`
-	Action     string    `json:"action"`
-	Targets    []string  `json:"targets"`
-	Outcome    string    `json:"outcome"`
-	Detail     string    `json:"detail"`
-	RemoteAddr string    `json:"remote_addr"`
-	RequestID  string    `json:"request_id"`
-}
-
-type sessAuditPage struct {
-	Count int            `json:"count"`
-	Items []sessAuditRow `json:"items"`
-}
-
-func (d *daemon) auditList(t *testing.T, who sessAuth, query string) sessAuditPage {
+// session.AuditEntry is an entry of GET /rest/audit and of `adhocd audit --json`.
+func (d *daemon) auditList(t *testing.T, who sessAuth, query string) session.AuditPage {
 	t.Helper()
-	var p sessAuditPage
+	var p session.AuditPage
 	sessJSON(t, d.sessCall(t, who, http.MethodGet, "/rest/audit"+query, ""), http.StatusOK, &p, "GET /rest/audit"+query)
 	return p
 }
 
 // sessByRequestID finds the row of one request.
-func sessByRequestID(t *testing.T, rows []sessAuditRow, requestID string) sessAuditRow {
+func sessByRequestID(t *testing.T, rows []session.AuditEntry, requestID string) session.AuditEntry {
 	t.Helper()
 	for _, r := range rows {
 		if r.RequestID == requestID {
@@ -794,7 +761,7 @@ func sessByRequestID(t *testing.T, rows []sessAuditRow, requestID string) sessAu
 		}
 	}
 	t.Fatalf("no audit row with request_id %q among %+v", requestID, rows)
-	return sessAuditRow{}
+	return session.AuditEntry{}
 }
 
 func TestE2ESessionsAudit(t *testing.T) {
@@ -844,7 +811,7 @@ func TestE2ESessionsAudit(t *testing.T) {
 		{"apikey:auditor", "apikey", []string{gina.String(), ids[1]}},
 		{gina.String(), "basic", []string{gina.String(), ids[2]}},
 	}
-	var rows [3]sessAuditRow
+	var rows [3]session.AuditEntry
 	for i, w := range want {
 		r := sessByRequestID(t, p.Items, rid[i])
 		rows[i] = r
@@ -887,10 +854,15 @@ func TestE2ESessionsAudit(t *testing.T) {
 		assert.Equal(t, rows[0], f.Items[0])
 	}
 	f = d.auditList(t, sessAdmin, "?target="+url.QueryEscape(gina.String()))
-	assert.Equal(t, 3, f.Count)
-	assert.Equal(t, []sessAuditRow{rows[2], rows[1], rows[0]}, f.Items)
+	assert.Equal(t, 4, f.Count, "the three ends, and the command line's user add")
+	if assert.Len(t, f.Items, 4) {
+		assert.Equal(t, []session.AuditEntry{rows[2], rows[1], rows[0]}, f.Items[:3])
+		added := f.Items[3]
+		assert.Equal(t, []string{"cli", "cli", "user-add", "ok"}, []string{added.Actor, added.Auth, added.Action, added.Outcome})
+		assert.Equal(t, []string{gina.String()}, added.Targets)
+	}
 	f = d.auditList(t, sessAdmin, "?actor="+url.QueryEscape(gina.String())+"&target="+url.QueryEscape(gina.String()))
-	assert.Equal(t, []sessAuditRow{rows[2]}, f.Items)
+	assert.Equal(t, []session.AuditEntry{rows[2]}, f.Items)
 	f = d.auditList(t, sessAdmin, "?actor=nobody@localhost")
 	assert.Equal(t, 0, f.Count)
 	assert.NotNil(t, f.Items)
@@ -903,9 +875,9 @@ func TestE2ESessionsAudit(t *testing.T) {
 		http.StatusForbidden, "forbidden", "a normal account reads the audit")
 
 	// The command line reads the same rows while the server runs.
-	var cli []sessAuditRow
+	var cli []session.AuditEntry
 	for _, line := range strings.Split(strings.TrimSpace(sessCLI(t, "audit", "--data", dir, "--json")), "\n") {
-		var r sessAuditRow
+		var r session.AuditEntry
 		require.NoError(t, json.Unmarshal([]byte(line), &r), "adhocd audit --json line %q", line)
 		cli = append(cli, r)
 	}

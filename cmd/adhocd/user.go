@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"mellium.im/xmpp/jid"
 
-	"github.com/adhocd/adhocd/sessman/store"
+	"github.com/adhocd/adhocd/sessman"
 )
 
 const userUsage = `Usage: adhocd user <command> [flags] [JID]
@@ -79,7 +78,7 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			return fmt.Errorf("user %s: %w", opts.sub, err)
 		}
 		if password == "" {
-			password, generated = randomPassword(), true
+			password, generated = sessman.NewPassword(), true
 		}
 	}
 
@@ -87,7 +86,8 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	err = userDo(ctx, db, opts, password, stdout)
+	accounts := sessman.NewAccounts(sessman.AccountsConfig{Domain: opts.domain}, db, zerolog.Nop())
+	err = userDo(ctx, accounts, opts, password, stdout)
 	if cerr := db.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("user %s: %w", opts.sub, cerr)
 	}
@@ -165,20 +165,23 @@ func accountJID(s string, served map[string]bool, domainFlag string) (jid.JID, e
 	return j, nil
 }
 
-// userDo runs the subcommand on the open store.
-func userDo(ctx context.Context, db *store.DB, opts userOptions, password string, stdout io.Writer) error {
+// userDo runs the subcommand through the accounts service, which audits
+// every change as the command line's; a running server learns of it at
+// once.
+func userDo(ctx context.Context, accounts *sessman.Accounts, opts userOptions, password string, stdout io.Writer) error {
 	var err error
+	cli, users := sessman.CommandLine, []jid.JID{opts.account}
 	switch opts.sub {
 	case "add":
-		err = db.AddUser(ctx, opts.account, password, opts.admin)
+		err = accounts.AddUser(ctx, cli, opts.account, password, opts.admin)
 	case "del":
-		err = db.DeleteUser(ctx, opts.account)
+		err = accounts.DeleteUsers(ctx, cli, users)
 	case "passwd":
-		err = db.SetPassword(ctx, opts.account, password)
+		err = accounts.SetPassword(ctx, cli, opts.account, password)
 	case "disable", "enable":
-		err = db.SetDisabled(ctx, opts.account, opts.sub == "disable")
+		err = accounts.SetDisabled(ctx, cli, users, opts.sub == "disable")
 	case "list":
-		err = listUsers(ctx, db, stdout)
+		err = listUsers(ctx, accounts, stdout)
 	}
 	if err != nil {
 		return fmt.Errorf("user %s: %w", opts.sub, err)
@@ -188,8 +191,8 @@ func userDo(ctx context.Context, db *store.DB, opts userOptions, password string
 
 // listUsers prints one tab-separated line per account: JID, admin,
 // disabled, last login (RFC 3339, UTC, or - for never).
-func listUsers(ctx context.Context, db *store.DB, stdout io.Writer) error {
-	users, err := db.Users(ctx)
+func listUsers(ctx context.Context, accounts *sessman.Accounts, stdout io.Writer) error {
+	users, err := accounts.Users(ctx)
 	if err != nil {
 		return err
 	}
@@ -222,12 +225,4 @@ func readPassword(stdin io.Reader) (string, error) {
 	}
 	line = strings.TrimSuffix(line, "\n")
 	return strings.TrimSuffix(line, "\r"), nil
-}
-
-// randomPassword returns a new password of 18 random bytes, base64url (24
-// characters).
-func randomPassword() string {
-	var b [18]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }

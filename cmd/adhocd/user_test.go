@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/sessman/store"
 )
 
@@ -91,7 +92,7 @@ func TestUserPasswd(t *testing.T) {
 
 	db := openData(t, dir)
 	assert.NoError(t, db.VerifyPassword(t.Context(), bob, "new"))
-	assert.ErrorIs(t, db.VerifyPassword(t.Context(), bob, "old"), store.ErrBadPassword)
+	assert.ErrorIs(t, db.VerifyPassword(t.Context(), bob, "old"), session.ErrBadPassword)
 }
 
 func TestUserDisableEnableDel(t *testing.T) {

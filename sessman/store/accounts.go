@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/sessman/session"
 )
 
 // Account is one account of the store.
@@ -32,7 +34,7 @@ func accountKey(user jid.JID) (string, bool) {
 // noAccount is the error of a JID that cannot name an account, for the
 // methods that look an account up: no such account exists.
 func noAccount(key string) error {
-	return fmt.Errorf("%w: %q has no localpart", ErrNotFound, key)
+	return fmt.Errorf("%w: %q has no localpart", errNoAccount, key)
 }
 
 // AddUser creates the account user with password, returning ErrExists if it
@@ -60,7 +62,10 @@ func (db *DB) AddUser(ctx context.Context, user jid.JID, password string, admin 
 		} else if n == 0 {
 			return fmt.Errorf("%w: %s", ErrExists, key)
 		}
-		return putCredentials(ctx, tx, key, creds)
+		if err := putCredentials(ctx, tx, key, creds); err != nil {
+			return err
+		}
+		return db.logChange(ctx, tx, key, session.ChangeAdded)
 	})
 	return wrapErr("add", key, err)
 }
@@ -86,12 +91,15 @@ func (db *DB) SetPassword(ctx context.Context, user jid.JID, password string) er
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM accounts WHERE jid = $1`, key).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: %s", ErrNotFound, key)
+			return fmt.Errorf("%w: %s", errNoAccount, key)
 		}
 		if err != nil {
 			return err
 		}
-		return putCredentials(ctx, tx, key, creds)
+		if err := putCredentials(ctx, tx, key, creds); err != nil {
+			return err
+		}
+		return db.logChange(ctx, tx, key, session.ChangePassword)
 	})
 	return wrapErr("set password of", key, err)
 }
@@ -109,8 +117,12 @@ func (db *DB) SetAdmin(ctx context.Context, user jid.JID, admin bool) error {
 	if !ok {
 		return noAccount(key)
 	}
-	return wrapErr("set admin of", key,
-		db.execOne(ctx, key, `UPDATE accounts SET admin = $2 WHERE jid = $1`, admin))
+	return wrapErr("set admin of", key, db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := execOne(ctx, tx, key, `UPDATE accounts SET admin = $2 WHERE jid = $1`, admin); err != nil {
+			return err
+		}
+		return db.logChange(ctx, tx, key, session.ChangeAdmin)
+	}))
 }
 
 // RecordLogin sets the last login of the account user to at (a zero at
@@ -125,14 +137,18 @@ func (db *DB) RecordLogin(ctx context.Context, user jid.JID, at time.Time) error
 		ms = sql.NullInt64{Int64: at.UnixMilli(), Valid: true}
 	}
 	return wrapErr("record login of", key,
-		db.execOne(ctx, key, `UPDATE accounts SET last_login = $2 WHERE jid = $1`, ms))
+		execOne(ctx, db.sql, key, `UPDATE accounts SET last_login = $2 WHERE jid = $1`, ms))
+}
+
+// execer is a *sql.DB or a *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 // execOne runs a statement on the account key ($1; args are $2...), and
 // returns ErrNotFound if it changed no row.
-// One statement is one transaction.
-func (db *DB) execOne(ctx context.Context, key, query string, args ...any) error {
-	res, err := db.sql.ExecContext(ctx, query, append([]any{key}, args...)...)
+func execOne(ctx context.Context, db execer, key, query string, args ...any) error {
+	res, err := db.ExecContext(ctx, query, append([]any{key}, args...)...)
 	if err != nil {
 		return err
 	}
@@ -141,7 +157,7 @@ func (db *DB) execOne(ctx context.Context, key, query string, args ...any) error
 		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("%w: %s", ErrNotFound, key)
+		return fmt.Errorf("%w: %s", errNoAccount, key)
 	}
 	return nil
 }
@@ -158,7 +174,7 @@ func (db *DB) User(ctx context.Context, user jid.JID) (Account, error) {
 	row := db.sql.QueryRowContext(ctx, `SELECT `+accountColumns+` FROM accounts WHERE jid = $1`, key)
 	a, err := scanAccount(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Account{}, fmt.Errorf("%w: %s", ErrNotFound, key)
+		return Account{}, fmt.Errorf("%w: %s", errNoAccount, key)
 	}
 	return a, wrapErr("get", key, err)
 }
@@ -195,37 +211,37 @@ func (db *DB) HasAdmin(ctx context.Context) (bool, error) {
 
 // SCRAM returns the stored keys of user for hash "SHA-1" or "SHA-256" (any
 // other is an error).
-// It returns ErrNotFound for an unknown user, and ErrDisabled together with
+// It returns ErrNotFound for an unknown user, and session.ErrDisabled together with
 // the keys for a disabled one, so that a SCRAM server can check the proof
 // before it tells the client the account is disabled.
-func (db *DB) SCRAM(ctx context.Context, user jid.JID, hash string) (SCRAMKeys, error) {
+func (db *DB) SCRAM(ctx context.Context, user jid.JID, hash string) (session.SCRAMKeys, error) {
 	if _, err := hashFunc(hash); err != nil {
-		return SCRAMKeys{}, err
+		return session.SCRAMKeys{}, err
 	}
 	key, ok := accountKey(user)
 	if !ok {
-		return SCRAMKeys{}, noAccount(key)
+		return session.SCRAMKeys{}, noAccount(key)
 	}
 	keys, disabled, err := db.credentials(ctx, key, hash)
 	if err != nil {
-		return SCRAMKeys{}, wrapErr("get SCRAM keys of", key, err)
+		return session.SCRAMKeys{}, wrapErr("get SCRAM keys of", key, err)
 	}
 	if disabled {
-		return keys, fmt.Errorf("%w: %s", ErrDisabled, key)
+		return keys, fmt.Errorf("%w: %s", session.ErrDisabled, key)
 	}
 	return keys, nil
 }
 
 // VerifyPassword checks a plain password (SASL PLAIN, HTTP Basic) against the
 // SCRAM-SHA-256 keys of user in constant time.
-// It returns ErrNotFound for an unknown user, ErrBadPassword for a wrong
-// password, and ErrDisabled for the right password of a disabled account.
+// It returns ErrNotFound for an unknown user, session.ErrBadPassword for a wrong
+// password, and session.ErrDisabled for the right password of a disabled account.
 // An unknown user costs the same key derivation as a known one, so that the
 // time taken does not tell whether an account exists.
 func (db *DB) VerifyPassword(ctx context.Context, user jid.JID, password string) error {
 	key, ok := accountKey(user)
 	var (
-		keys     SCRAMKeys
+		keys     session.SCRAMKeys
 		disabled bool
 		err      = noAccount(key)
 	)
@@ -234,42 +250,42 @@ func (db *DB) VerifyPassword(ctx context.Context, user jid.JID, password string)
 	}
 	if errors.Is(err, ErrNotFound) {
 		// Spend the time a known account would cost; the result is meaningless.
-		passwordMatches(HashSHA256, password, SCRAMKeys{Salt: make([]byte, saltLen), Iterations: iterations})
+		passwordMatches(HashSHA256, password, session.SCRAMKeys{Salt: make([]byte, saltLen), Iterations: iterations})
 		return err
 	}
 	if err != nil {
 		return wrapErr("verify password of", key, err)
 	}
 	if !passwordMatches(HashSHA256, password, keys) {
-		return fmt.Errorf("%w: %s", ErrBadPassword, key)
+		return fmt.Errorf("%w: %s", session.ErrBadPassword, key)
 	}
 	if disabled {
-		return fmt.Errorf("%w: %s", ErrDisabled, key)
+		return fmt.Errorf("%w: %s", session.ErrDisabled, key)
 	}
 	return nil
 }
 
 // credentials reads the keys of account key for hash and whether the account
 // is disabled, or returns ErrNotFound.
-func (db *DB) credentials(ctx context.Context, key, hash string) (SCRAMKeys, bool, error) {
+func (db *DB) credentials(ctx context.Context, key, hash string) (session.SCRAMKeys, bool, error) {
 	var (
 		disabled                   bool
 		salt, storedKey, serverKey string
-		keys                       SCRAMKeys
+		keys                       session.SCRAMKeys
 	)
 	err := db.stmt.credentials.QueryRowContext(ctx, key, hash).Scan(&disabled, &salt, &keys.Iterations, &storedKey, &serverKey)
 	if errors.Is(err, sql.ErrNoRows) {
-		return SCRAMKeys{}, false, fmt.Errorf("%w: %s", ErrNotFound, key)
+		return session.SCRAMKeys{}, false, fmt.Errorf("%w: %s", errNoAccount, key)
 	}
 	if err != nil {
-		return SCRAMKeys{}, false, err
+		return session.SCRAMKeys{}, false, err
 	}
 	for _, f := range []struct {
 		dst *[]byte
 		src string
 	}{{&keys.Salt, salt}, {&keys.StoredKey, storedKey}, {&keys.ServerKey, serverKey}} {
 		if *f.dst, err = base64.StdEncoding.DecodeString(f.src); err != nil {
-			return SCRAMKeys{}, false, fmt.Errorf("decode stored %s credentials: %w", hash, err)
+			return session.SCRAMKeys{}, false, fmt.Errorf("decode stored %s credentials: %w", hash, err)
 		}
 	}
 	return keys, disabled, nil

@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/sessman/session"
 )
 
 // APIKey is an API key as stored, without its secret.
@@ -45,10 +47,7 @@ const (
 	lastUsedEvery = time.Minute
 )
 
-var (
-	errNoAPIKey = &kindError{sentinel: ErrNotFound, msg: "store: no such API key"}
-	errKeyName  = &kindError{sentinel: ErrExists, msg: "store: an active API key has this name"}
-)
+var errKeyName = &kindError{sentinels: []error{ErrExists}, msg: "store: an active API key has this name"}
 
 // CreateAPIKey creates an API key and returns its secret, which is not
 // stored and cannot be had again: only its SHA-256 hash is kept.
@@ -174,7 +173,7 @@ const apiKeyColumns = `id, name, domain, read_only, created_at, revoked_at, last
 
 // APIKeyBySecret returns the API key whose secret this is.
 // A malformed secret, an unknown ID or a wrong secret for a known ID is
-// ErrNotFound; the right secret of a revoked key is ErrRevoked, returned
+// ErrNotFound; the right secret of a revoked key is session.ErrKeyRevoked, returned
 // with the key.
 // The hashes are compared in constant time.
 // It records the use in LastUsed when that is more than a minute old, best
@@ -202,7 +201,7 @@ func (db *DB) APIKeyBySecret(ctx context.Context, secret string) (APIKey, error)
 		return APIKey{}, fmt.Errorf("%w: %s: wrong secret", errNoAPIKey, id)
 	}
 	if !key.RevokedAt.IsZero() {
-		return key, fmt.Errorf("%w: %s", ErrRevoked, id)
+		return key, fmt.Errorf("%w: %s", session.ErrKeyRevoked, id)
 	}
 	if now := time.Now(); now.Sub(key.LastUsed) >= lastUsedEvery {
 		ms := now.UnixMilli()
@@ -244,7 +243,7 @@ func (db *DB) APIKeys(ctx context.Context) ([]APIKey, error) {
 }
 
 // RevokeAPIKey revokes the API key id at once: APIKeyBySecret answers
-// ErrRevoked from then on.
+// session.ErrKeyRevoked from then on.
 // An unknown id is ErrNotFound; revoking a revoked key again is not an error
 // and keeps the first revocation time.
 func (db *DB) RevokeAPIKey(ctx context.Context, id string) error {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/sessman/store"
 )
 
@@ -109,7 +110,7 @@ func TestRevokeAPIKey(t *testing.T) {
 
 	require.NoError(t, db.RevokeAPIKey(ctx, key.ID))
 	got, err := db.APIKeyBySecret(ctx, secret)
-	require.ErrorIs(t, err, store.ErrRevoked)
+	require.ErrorIs(t, err, session.ErrKeyRevoked)
 	assert.Equal(t, key.ID, got.ID, "the key comes with ErrRevoked")
 	assert.False(t, got.RevokedAt.IsZero())
 

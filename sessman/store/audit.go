@@ -10,36 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-)
 
-// AuditEntry is one admin action in the audit.
-type AuditEntry struct {
-	ID         int64     // assigned by AppendAudit, increasing
-	Time       time.Time // kept to the millisecond; AppendAudit sets the zero time to now
-	Actor      string    // "admin@localhost", "apikey:<name>", "pusher:<app_id>", "cli"
-	Auth       string    // "basic", "apikey", "pusher", "xmpp", "cli"
-	Action     string    // "end-sessions", "adhoc:<node>", "apikey-create", ...
-	Targets    []string  // JIDs, session ids, key ids; never nil when read back
-	Outcome    string    // "ok", or an error condition like "forbidden"
-	Detail     string    // short human text; never secrets
-	RemoteAddr string
-	RequestID  string
-}
-
-// AuditQuery selects and pages the entries Audit returns.
-// The zero value is the newest 50 entries.
-type AuditQuery struct {
-	Limit, Offset int    // Limit 0 is DefaultAuditLimit, more than MaxAuditLimit is MaxAuditLimit
-	Actor         string // only the entries of this actor, if set (exact match)
-	Target        string // only the entries whose Targets hold this string, if set (exact match)
-}
-
-// Page sizes of Audit.
-const (
-	// DefaultAuditLimit is the page size of a zero AuditQuery.Limit.
-	DefaultAuditLimit = 50
-	// MaxAuditLimit is the largest page Audit returns.
-	MaxAuditLimit = 500
+	"github.com/adhocd/adhocd/sessman/session"
 )
 
 // AppendAudit appends e to the audit and returns its ID, which is larger than
@@ -57,7 +29,7 @@ const (
 // A ctx done before the call writes nothing; an entry written is a success
 // even if ctx is done by then.
 // After Close it returns an error.
-func (db *DB) AppendAudit(ctx context.Context, e AuditEntry) (int64, error) {
+func (db *DB) AppendAudit(ctx context.Context, e session.AuditEntry) (int64, error) {
 	if e.Actor == "" || e.Action == "" {
 		return 0, fmt.Errorf("%w: an audit entry needs an actor and an action", ErrInvalid)
 	}
@@ -125,7 +97,7 @@ func (a *auditLog) close() {
 }
 
 type auditWrite struct {
-	entry AuditEntry
+	entry session.AuditEntry
 	id    int64
 	err   error
 	done  chan struct{}
@@ -184,19 +156,19 @@ func (db *DB) insertAudit(tx *sql.Tx, batch []*auditWrite) error {
 	return nil
 }
 
-// Audit returns the number of entries q selects and one page of them,
-// newest (largest ID) first.
+// Audit returns one page of the entries q selects, newest (largest ID)
+// first, and how many it selects in all; q.Caller is not looked at.
 // A negative Limit or Offset is ErrInvalid.
-func (db *DB) Audit(ctx context.Context, q AuditQuery) (int, []AuditEntry, error) {
+func (db *DB) Audit(ctx context.Context, q session.AuditQuery) (session.AuditPage, error) {
 	if q.Limit < 0 || q.Offset < 0 {
-		return 0, nil, fmt.Errorf("%w: audit limit %d, offset %d: negative", ErrInvalid, q.Limit, q.Offset)
+		return session.AuditPage{}, fmt.Errorf("%w: audit limit %d, offset %d: negative", ErrInvalid, q.Limit, q.Offset)
 	}
 	limit := q.Limit
 	switch {
 	case limit == 0:
-		limit = DefaultAuditLimit
-	case limit > MaxAuditLimit:
-		limit = MaxAuditLimit
+		limit = session.DefaultAuditLimit
+	case limit > session.MaxAuditLimit:
+		limit = session.MaxAuditLimit
 	}
 	var (
 		conds []string
@@ -217,30 +189,30 @@ func (db *DB) Audit(ctx context.Context, q AuditQuery) (int, []AuditEntry, error
 
 	var total int
 	if err := db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit`+where, args...).Scan(&total); err != nil {
-		return 0, nil, fmt.Errorf("store: count audit entries: %w", err)
+		return session.AuditPage{}, fmt.Errorf("store: count audit entries: %w", err)
 	}
 	page := fmt.Sprintf(` ORDER BY id DESC LIMIT $%d OFFSET $%d`, len(args)+1, len(args)+2)
 	rows, err := db.sql.QueryContext(ctx,
 		`SELECT id, time, actor, auth, action, targets, outcome, detail, remote_addr, request_id FROM audit`+
 			where+page, append(args, limit, q.Offset)...)
 	if err != nil {
-		return 0, nil, fmt.Errorf("store: list audit entries: %w", err)
+		return session.AuditPage{}, fmt.Errorf("store: list audit entries: %w", err)
 	}
 	defer rows.Close()
-	entries := []AuditEntry{}
+	entries := []session.AuditEntry{}
 	for rows.Next() {
 		var (
-			e       AuditEntry
+			e       session.AuditEntry
 			ms      int64
 			targets string
 		)
 		if err := rows.Scan(&e.ID, &ms, &e.Actor, &e.Auth, &e.Action, &targets, &e.Outcome, &e.Detail,
 			&e.RemoteAddr, &e.RequestID); err != nil {
-			return 0, nil, fmt.Errorf("store: list audit entries: %w", err)
+			return session.AuditPage{}, fmt.Errorf("store: list audit entries: %w", err)
 		}
 		e.Time = time.UnixMilli(ms).UTC()
 		if err := json.Unmarshal([]byte(targets), &e.Targets); err != nil {
-			return 0, nil, fmt.Errorf("store: list audit entries: targets of entry %d: %w", e.ID, err)
+			return session.AuditPage{}, fmt.Errorf("store: list audit entries: targets of entry %d: %w", e.ID, err)
 		}
 		if e.Targets == nil { // a stored "null"
 			e.Targets = []string{}
@@ -248,7 +220,7 @@ func (db *DB) Audit(ctx context.Context, q AuditQuery) (int, []AuditEntry, error
 		entries = append(entries, e)
 	}
 	if err := rows.Err(); err != nil {
-		return 0, nil, fmt.Errorf("store: list audit entries: %w", err)
+		return session.AuditPage{}, fmt.Errorf("store: list audit entries: %w", err)
 	}
-	return total, entries, nil
+	return session.AuditPage{Count: total, Items: entries}, nil
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/adhocd/adhocd/sessman/store"
+	"github.com/adhocd/adhocd/sessman/session"
 )
 
 // BenchmarkAppendAudit appends end-user-session entries as the gateway does,
@@ -29,7 +29,7 @@ func BenchmarkAppendAudit(b *testing.B) {
 				wg.Go(func() {
 					for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
 						start := time.Now()
-						_, err := db.AppendAudit(b.Context(), store.AuditEntry{
+						_, err := db.AppendAudit(b.Context(), session.AuditEntry{
 							Actor: "admin@localhost", Auth: "basic", Action: "adhoc:end-user-session",
 							Targets: []string{fmt.Sprintf("bench%06d@localhost/r1", i)}, Outcome: "ok",
 							Detail: "ended 1 session", RemoteAddr: "127.0.0.1:40000", RequestID: fmt.Sprintf("req-%d", i),

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/sessman/store"
 )
 
@@ -20,7 +21,7 @@ func TestAppendAudit(t *testing.T) {
 	db, _ := openTemp(t)
 	at := time.UnixMilli(1_700_000_000_123).UTC()
 
-	e := store.AuditEntry{
+	e := session.AuditEntry{
 		ID:         99, // ignored
 		Time:       at,
 		Actor:      "admin@localhost",
@@ -37,11 +38,12 @@ func TestAppendAudit(t *testing.T) {
 	assert.Positive(t, id)
 
 	before := time.Now().Truncate(time.Millisecond)
-	id2, err := db.AppendAudit(ctx, store.AuditEntry{Actor: "cli", Action: "apikey-create"})
+	id2, err := db.AppendAudit(ctx, session.AuditEntry{Actor: "cli", Action: "apikey-create"})
 	require.NoError(t, err)
 	assert.Greater(t, id2, id)
 
-	total, entries, err := db.Audit(ctx, store.AuditQuery{})
+	page, err := db.Audit(ctx, session.AuditQuery{})
+	total, entries := page.Count, page.Items
 	require.NoError(t, err)
 	assert.Equal(t, 2, total)
 	require.Len(t, entries, 2)
@@ -52,7 +54,8 @@ func TestAppendAudit(t *testing.T) {
 	assert.Equal(t, e, entries[1], "every field kept, duplicate targets too")
 
 	// A duplicate target matches once.
-	total, entries, err = db.Audit(ctx, store.AuditQuery{Target: "bob@localhost"})
+	page, err = db.Audit(ctx, session.AuditQuery{Target: "bob@localhost"})
+	total, entries = page.Count, page.Items
 	require.NoError(t, err)
 	assert.Equal(t, 1, total)
 	assert.Len(t, entries, 1)
@@ -61,13 +64,13 @@ func TestAppendAudit(t *testing.T) {
 func TestAppendAuditRejects(t *testing.T) {
 	ctx := t.Context()
 	db, _ := openTemp(t)
-	_, err := db.AppendAudit(ctx, store.AuditEntry{Action: "x"})
+	_, err := db.AppendAudit(ctx, session.AuditEntry{Action: "x"})
 	assert.ErrorIs(t, err, store.ErrInvalid, "no actor")
-	_, err = db.AppendAudit(ctx, store.AuditEntry{Actor: "x"})
+	_, err = db.AppendAudit(ctx, session.AuditEntry{Actor: "x"})
 	assert.ErrorIs(t, err, store.ErrInvalid, "no action")
-	_, _, err = db.Audit(ctx, store.AuditQuery{Limit: -1})
+	_, err = db.Audit(ctx, session.AuditQuery{Limit: -1})
 	assert.ErrorIs(t, err, store.ErrInvalid)
-	_, _, err = db.Audit(ctx, store.AuditQuery{Offset: -1})
+	_, err = db.Audit(ctx, session.AuditQuery{Offset: -1})
 	assert.ErrorIs(t, err, store.ErrInvalid)
 }
 
@@ -78,7 +81,7 @@ func appendN(t *testing.T, db *store.DB, n int) []int64 {
 	t.Helper()
 	ids := make([]int64, n)
 	for i := range n {
-		e := store.AuditEntry{Actor: "admin@localhost", Auth: "basic", Action: "end-sessions", Outcome: "ok",
+		e := session.AuditEntry{Actor: "admin@localhost", Auth: "basic", Action: "end-sessions", Outcome: "ok",
 			Detail: fmt.Sprint(i), Targets: []string{fmt.Sprintf("s%d", i)}}
 		if i%2 == 1 {
 			e.Actor, e.Auth = "apikey:ci", "apikey"
@@ -97,7 +100,7 @@ func TestAuditQuery(t *testing.T) {
 	db, _ := openTemp(t)
 	appendN(t, db, 600)
 
-	details := func(entries []store.AuditEntry) []string {
+	details := func(entries []session.AuditEntry) []string {
 		s := make([]string, len(entries))
 		for i, e := range entries {
 			s[i] = e.Detail
@@ -113,36 +116,37 @@ func TestAuditQuery(t *testing.T) {
 	}
 	tests := []struct {
 		name          string
-		whenQuery     store.AuditQuery
+		whenQuery     session.AuditQuery
 		expectTotal   int
 		expectDetails []string
 	}{
-		{name: "default page", whenQuery: store.AuditQuery{},
+		{name: "default page", whenQuery: session.AuditQuery{},
 			expectTotal: 600, expectDetails: seq(599, -1, 50)},
-		{name: "limit and offset", whenQuery: store.AuditQuery{Limit: 3, Offset: 10},
+		{name: "limit and offset", whenQuery: session.AuditQuery{Limit: 3, Offset: 10},
 			expectTotal: 600, expectDetails: []string{"589", "588", "587"}},
-		{name: "limit capped", whenQuery: store.AuditQuery{Limit: 10000},
+		{name: "limit capped", whenQuery: session.AuditQuery{Limit: 10000},
 			expectTotal: 600, expectDetails: seq(599, -1, 500)},
-		{name: "last page", whenQuery: store.AuditQuery{Limit: 50, Offset: 590},
+		{name: "last page", whenQuery: session.AuditQuery{Limit: 50, Offset: 590},
 			expectTotal: 600, expectDetails: seq(9, -1, 10)},
-		{name: "past the end", whenQuery: store.AuditQuery{Offset: 600},
+		{name: "past the end", whenQuery: session.AuditQuery{Offset: 600},
 			expectTotal: 600, expectDetails: []string{}},
-		{name: "actor", whenQuery: store.AuditQuery{Actor: "apikey:ci", Limit: 3},
+		{name: "actor", whenQuery: session.AuditQuery{Actor: "apikey:ci", Limit: 3},
 			expectTotal: 300, expectDetails: []string{"599", "597", "595"}},
-		{name: "actor is exact", whenQuery: store.AuditQuery{Actor: "apikey:"},
+		{name: "actor is exact", whenQuery: session.AuditQuery{Actor: "apikey:"},
 			expectTotal: 0, expectDetails: []string{}},
-		{name: "target", whenQuery: store.AuditQuery{Target: "bob@localhost", Limit: 3, Offset: 1},
+		{name: "target", whenQuery: session.AuditQuery{Target: "bob@localhost", Limit: 3, Offset: 1},
 			expectTotal: 200, expectDetails: []string{"594", "591", "588"}},
-		{name: "target is exact", whenQuery: store.AuditQuery{Target: "s5"},
+		{name: "target is exact", whenQuery: session.AuditQuery{Target: "s5"},
 			expectTotal: 1, expectDetails: []string{"5"}},
-		{name: "actor and target", whenQuery: store.AuditQuery{Actor: "apikey:ci", Target: "bob@localhost", Limit: 2},
+		{name: "actor and target", whenQuery: session.AuditQuery{Actor: "apikey:ci", Target: "bob@localhost", Limit: 2},
 			expectTotal: 100, expectDetails: []string{"597", "591"}},
-		{name: "no match", whenQuery: store.AuditQuery{Target: "nobody"},
+		{name: "no match", whenQuery: session.AuditQuery{Target: "nobody"},
 			expectTotal: 0, expectDetails: []string{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			total, entries, err := db.Audit(t.Context(), tc.whenQuery)
+			page, err := db.Audit(t.Context(), tc.whenQuery)
+			total, entries := page.Count, page.Items
 			require.NoError(t, err)
 			assert.Equal(t, tc.expectTotal, total)
 			assert.Equal(t, tc.expectDetails, details(entries))
@@ -156,19 +160,21 @@ func TestAuditDurableAcrossReopen(t *testing.T) {
 	db, err := store.Open(path)
 	require.NoError(t, err)
 	ids := appendN(t, db, 5)
-	_, want, err := db.Audit(ctx, store.AuditQuery{})
+	page, err := db.Audit(ctx, session.AuditQuery{})
+	want := page.Items
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 
 	db, err = store.Open(path)
 	require.NoError(t, err)
 	defer func() { assert.NoError(t, db.Close()) }()
-	total, got, err := db.Audit(ctx, store.AuditQuery{})
+	page, err = db.Audit(ctx, session.AuditQuery{})
+	total, got := page.Count, page.Items
 	require.NoError(t, err)
 	assert.Equal(t, 5, total)
 	assert.Equal(t, want, got)
 
-	id, err := db.AppendAudit(ctx, store.AuditEntry{Actor: "cli", Action: "x"})
+	id, err := db.AppendAudit(ctx, session.AuditEntry{Actor: "cli", Action: "x"})
 	require.NoError(t, err)
 	assert.Greater(t, id, ids[4], "IDs keep growing after reopen")
 }
@@ -190,7 +196,7 @@ func TestAppendAuditConcurrent(t *testing.T) {
 				h = other
 			}
 			var err error
-			ids[i], err = h.AppendAudit(ctx, store.AuditEntry{Actor: "cli", Action: "x", Targets: []string{"t"}})
+			ids[i], err = h.AppendAudit(ctx, session.AuditEntry{Actor: "cli", Action: "x", Targets: []string{"t"}})
 			assert.NoError(t, err)
 		})
 	}
@@ -200,7 +206,8 @@ func TestAppendAuditConcurrent(t *testing.T) {
 		assert.False(t, seen[id], "id %d twice", id)
 		seen[id] = true
 	}
-	total, _, err := db.Audit(ctx, store.AuditQuery{Target: "t"})
+	page, err := db.Audit(ctx, session.AuditQuery{Target: "t"})
+	total := page.Count
 	require.NoError(t, err)
 	assert.Equal(t, n, total)
 }
@@ -222,9 +229,10 @@ func TestAuditGroupCommit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			id, err := db.AppendAudit(ctx, store.AuditEntry{Actor: "a", Action: "x", Targets: []string{fmt.Sprintf("t%d", i)}})
+			id, err := db.AppendAudit(ctx, session.AuditEntry{Actor: "a", Action: "x", Targets: []string{fmt.Sprintf("t%d", i)}})
 			assert.NoError(t, err)
-			_, got, err := db.Audit(ctx, store.AuditQuery{Target: fmt.Sprintf("t%d", i)})
+			page, err := db.Audit(ctx, session.AuditQuery{Target: fmt.Sprintf("t%d", i)})
+			got := page.Items
 			assert.NoError(t, err)
 			if assert.Len(t, got, 1) {
 				assert.Equal(t, id, got[0].ID, "readable when AppendAudit returns")
@@ -248,7 +256,8 @@ func TestAuditGroupCommit(t *testing.T) {
 		assert.False(t, seen[id], "ids are distinct")
 		seen[id] = true
 	}
-	total, _, err := db.Audit(ctx, store.AuditQuery{})
+	page, err := db.Audit(ctx, session.AuditQuery{})
+	total := page.Count
 	require.NoError(t, err)
 	assert.Equal(t, n, total)
 }
@@ -297,7 +306,7 @@ func TestAppendAuditHonoursCtxWhileWriting(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	result := make(chan error, 1)
 	go func() {
-		_, err := db.AppendAudit(ctx, store.AuditEntry{Actor: "cli", Action: "x"})
+		_, err := db.AppendAudit(ctx, session.AuditEntry{Actor: "cli", Action: "x"})
 		result <- err
 	}()
 	waitWriterStalled(t, db)
@@ -321,7 +330,7 @@ func TestCloseWaitsForAuditWriter(t *testing.T) {
 	release := holdWriteLock(t, path)
 	appended := make(chan error, 1)
 	go func() {
-		_, err := db.AppendAudit(context.Background(), store.AuditEntry{Actor: "cli", Action: "queued"})
+		_, err := db.AppendAudit(context.Background(), session.AuditEntry{Actor: "cli", Action: "queued"})
 		appended <- err
 	}()
 	waitWriterStalled(t, db)
@@ -329,7 +338,7 @@ func TestCloseWaitsForAuditWriter(t *testing.T) {
 	go func() { closed <- db.Close() }()
 	require.Eventually(t, func() bool { _, _, c := db.AuditState(); return c }, 5*time.Second, time.Millisecond)
 
-	_, err = db.AppendAudit(t.Context(), store.AuditEntry{Actor: "cli", Action: "late"})
+	_, err = db.AppendAudit(t.Context(), session.AuditEntry{Actor: "cli", Action: "late"})
 	assert.ErrorContains(t, err, "closed", "after Close")
 	release()
 	assert.NoError(t, <-appended, "queued before Close")
@@ -373,7 +382,7 @@ func TestAppendAuditCancelled(t *testing.T) {
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		_, err = db.AppendAudit(ctx, store.AuditEntry{Actor: "cli", Action: "x"})
+		_, err = db.AppendAudit(ctx, session.AuditEntry{Actor: "cli", Action: "x"})
 		assert.ErrorIs(t, err, context.Canceled)
 		require.NoError(t, db.Close()) // waits for any write under way
 		var total int
@@ -388,7 +397,7 @@ func TestAppendAuditCancelled(t *testing.T) {
 			ctx := doneAfter{Context: t.Context(), release: make(chan struct{})}
 			result := make(chan error, 1)
 			go func() {
-				_, err := db.AppendAudit(ctx, store.AuditEntry{Actor: "cli", Action: "x"})
+				_, err := db.AppendAudit(ctx, session.AuditEntry{Actor: "cli", Action: "x"})
 				result <- err
 			}()
 			require.Eventually(t, func() bool { return db.AuditCommits() == int64(i+1) }, 5*time.Second, time.Millisecond)

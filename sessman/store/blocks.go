@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/sessman/session"
 )
 
 // Block keeps a user from logging in until it ends.
@@ -32,14 +34,19 @@ func (db *DB) SetBlock(ctx context.Context, user jid.JID, until time.Time, reaso
 	if until.IsZero() {
 		return fmt.Errorf("%w: block %s: no end time", ErrInvalid, key)
 	}
-	// One statement is one transaction. The WHERE of DO UPDATE keeps a block
-	// that ends later (SQLite 3.24+ and PostgreSQL 9.5+ both have it).
-	_, err := db.sql.ExecContext(ctx,
-		`INSERT INTO blocks (jid, until_ms, reason) VALUES ($1, $2, $3)
-		ON CONFLICT (jid) DO UPDATE SET until_ms = excluded.until_ms, reason = excluded.reason
-		WHERE excluded.until_ms > blocks.until_ms`,
-		key, until.UnixMilli(), reason)
-	return wrapErr("set block of", key, err)
+	// The WHERE of DO UPDATE keeps a block that ends later (SQLite 3.24+
+	// and PostgreSQL 9.5+ both have it).
+	return wrapErr("set block of", key, db.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO blocks (jid, until_ms, reason) VALUES ($1, $2, $3)
+			ON CONFLICT (jid) DO UPDATE SET until_ms = excluded.until_ms, reason = excluded.reason
+			WHERE excluded.until_ms > blocks.until_ms`,
+			key, until.UnixMilli(), reason)
+		if err != nil {
+			return err
+		}
+		return db.logChange(ctx, tx, key, session.ChangeBlocked)
+	}))
 }
 
 // ClearBlock lifts the block of user, if any.
@@ -48,8 +55,12 @@ func (db *DB) ClearBlock(ctx context.Context, user jid.JID) error {
 	if !ok {
 		return nil // a JID without a localpart is never blocked
 	}
-	_, err := db.sql.ExecContext(ctx, `DELETE FROM blocks WHERE jid = $1`, key)
-	return wrapErr("clear block of", key, err)
+	return wrapErr("clear block of", key, db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM blocks WHERE jid = $1`, key); err != nil {
+			return err
+		}
+		return db.logChange(ctx, tx, key, session.ChangeUnblocked)
+	}))
 }
 
 // ActiveBlock returns the block of user and true if one is in force at now.

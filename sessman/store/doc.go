@@ -30,6 +30,8 @@
 // # API keys
 //
 // An API key lets a script act on one XMPP domain, read-only or not.
+// The values and errors that leave the package (SCRAM keys, audit entries,
+// login errors) are those of package sessman/session.
 // Its secret, "adk_<id>_<43 characters of base64url>", is returned once by
 // [DB.CreateAPIKey] and never stored: the store keeps its SHA-256, and
 // [DB.APIKeyBySecret] compares hashes in constant time.
@@ -45,6 +47,15 @@
 // by target.
 // Targets are also kept one per row in a side table, so that the target
 // filter is an exact match through an index.
+//
+// # Account changes
+//
+// Every change to an account (added, deleted, disabled, enabled, new
+// password, admin, blocked, unblocked) is logged in the transaction that
+// makes it, with the [DB.Origin] of the handle that made it, so that other
+// processes on the same database learn of it: [DB.Changes] reads the log
+// from a sequence number on. A running server polls it to see what the
+// command line changed; the nodes of a cluster would see each other's.
 //
 // # Durability and schema
 //

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/sessman/store"
 )
 
@@ -42,7 +43,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	require.NoError(t, db.SetBlock(ctx, bob.JID, time.Now().Add(time.Hour), ""))
 	_, _, err = db.CreateAPIKey(ctx, "ci", "localhost", false)
 	require.NoError(t, err)
-	_, err = db.AppendAudit(ctx, store.AuditEntry{Actor: "cli", Action: "test", Targets: []string{"x"}})
+	_, err = db.AppendAudit(ctx, session.AuditEntry{Actor: "cli", Action: "test", Targets: []string{"x"}})
 	require.NoError(t, err)
 }
 
@@ -99,7 +100,8 @@ func TestMigrateFromVersion2(t *testing.T) {
 	assert.False(t, hasIndex(t, path, "audit_time"))
 	assert.True(t, hasIndex(t, path, "audit_actor"), "the other indexes stay")
 
-	total, entries, err := db.Audit(ctx, store.AuditQuery{})
+	page, err := db.Audit(ctx, session.AuditQuery{})
+	total, entries := page.Count, page.Items
 	require.NoError(t, err, "the entry is kept")
 	assert.Equal(t, 1, total)
 	require.Len(t, entries, 1)

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"hash"
 	"unicode/utf8"
+
+	"github.com/adhocd/adhocd/sessman/session"
 )
 
 // Hash names accepted by SCRAM and DeriveSCRAM, as they appear in the SASL
@@ -31,36 +33,28 @@ const (
 	maxPasswordLen = 1024
 )
 
-// SCRAMKeys are the stored SCRAM credentials of one account for one hash.
-type SCRAMKeys struct {
-	Salt       []byte
-	Iterations int
-	StoredKey  []byte
-	ServerKey  []byte
-}
-
 // DeriveSCRAM computes the SCRAM keys of a password for hash "SHA-1" or
 // "SHA-256" as RFC 5802 §3 defines them:
 // SaltedPassword = PBKDF2(password, salt, iterations), ClientKey =
 // HMAC(SaltedPassword, "Client Key"), StoredKey = H(ClientKey) and ServerKey
 // = HMAC(SaltedPassword, "Server Key").
 // The password is used as given, without SASLprep.
-func DeriveSCRAM(hashName string, password, salt []byte, iterations int) (SCRAMKeys, error) {
+func DeriveSCRAM(hashName string, password, salt []byte, iterations int) (session.SCRAMKeys, error) {
 	newHash, err := hashFunc(hashName)
 	if err != nil {
-		return SCRAMKeys{}, err
+		return session.SCRAMKeys{}, err
 	}
 	if iterations < 1 {
-		return SCRAMKeys{}, fmt.Errorf("store: SCRAM iteration count %d is not positive", iterations)
+		return session.SCRAMKeys{}, fmt.Errorf("store: SCRAM iteration count %d is not positive", iterations)
 	}
 	salted, err := pbkdf2.Key(newHash, string(password), salt, iterations, newHash().Size())
 	if err != nil {
-		return SCRAMKeys{}, fmt.Errorf("store: derive SCRAM keys: %w", err)
+		return session.SCRAMKeys{}, fmt.Errorf("store: derive SCRAM keys: %w", err)
 	}
 	clientKey := hmacSum(newHash, salted, "Client Key")
 	h := newHash()
 	h.Write(clientKey)
-	return SCRAMKeys{
+	return session.SCRAMKeys{
 		Salt:       bytes.Clone(salt),
 		Iterations: iterations,
 		StoredKey:  h.Sum(nil),
@@ -104,7 +98,7 @@ func checkPassword(password string) error {
 // credential is the SCRAM keys of one account for one hash, as stored.
 type credential struct {
 	hash string
-	keys SCRAMKeys
+	keys session.SCRAMKeys
 }
 
 // newCredentials checks a password and derives its keys for every supported
@@ -129,7 +123,7 @@ func newCredentials(password string) ([]credential, error) {
 }
 
 // passwordMatches reports, in constant time, whether password derives keys.
-func passwordMatches(hashName, password string, keys SCRAMKeys) bool {
+func passwordMatches(hashName, password string, keys session.SCRAMKeys) bool {
 	if checkPassword(password) != nil {
 		return false
 	}

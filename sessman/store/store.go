@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -10,48 +11,61 @@ import (
 	"path/filepath"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/adhocd/adhocd/sessman/session"
 )
 
 // Errors returned by the methods, wrapped with the account's JID or the
 // record concerned.
 // Compare them with errors.Is.
+// The errors of a login are those of package session: an unknown account
+// matches both ErrNotFound and session.ErrUnknownUser, an unknown API key
+// both ErrNotFound and session.ErrUnknownKey; a wrong password is
+// session.ErrBadPassword, a disabled account session.ErrDisabled, a revoked
+// key session.ErrKeyRevoked.
 var (
-	// ErrNotFound is returned for an account that does not exist, and for an
-	// unknown or malformed API key (the message then names the API key).
-	ErrNotFound = errors.New("store: no such account")
+	// ErrNotFound is returned for a record that does not exist: an account,
+	// an API key.
+	ErrNotFound = errors.New("store: not found")
 	// ErrExists is returned by AddUser for an account that already exists,
 	// and by CreateAPIKey for the name of an active key (the message then
 	// names the API key).
 	ErrExists = errors.New("store: account already exists")
-	// ErrBadPassword is returned by VerifyPassword for a wrong password.
-	ErrBadPassword = errors.New("store: wrong password")
-	// ErrDisabled is returned for an account that exists but is disabled.
-	ErrDisabled = errors.New("store: account disabled")
 	// ErrInvalidPassword is returned by AddUser and SetPassword for a
 	// password that is empty, longer than 1024 bytes or not valid UTF-8.
 	ErrInvalidPassword = errors.New("store: invalid password")
-	// ErrRevoked is returned by APIKeyBySecret for the right secret of a
-	// revoked API key, together with the key.
-	ErrRevoked = errors.New("store: api key revoked")
 	// ErrInvalid is returned for an argument the store refuses: an API key
 	// name or domain, a block of a JID without a localpart, an audit entry
 	// without actor or action, a negative audit page.
 	ErrInvalid = errors.New("store: invalid input")
 )
 
-// kindError is a sentinel error of the package (ErrNotFound, ErrExists)
-// with a message of its own, for records other than accounts:
-// errors.Is(err, ErrNotFound) holds, and the text names the right thing.
+// kindError is an error of the package with a message of its own that
+// matches one or more sentinels: errors.Is(err, ErrNotFound) holds, and the
+// text names the right thing.
 type kindError struct {
-	sentinel error
-	msg      string
+	sentinels []error
+	msg       string
 }
 
 // Error returns the message.
 func (e *kindError) Error() string { return e.msg }
 
-// Is reports whether target is the sentinel.
-func (e *kindError) Is(target error) bool { return target == e.sentinel }
+// Is reports whether target is one of the sentinels.
+func (e *kindError) Is(target error) bool {
+	for _, s := range e.sentinels {
+		if target == s {
+			return true
+		}
+	}
+	return false
+}
+
+// The not-found errors of accounts and API keys.
+var (
+	errNoAccount = &kindError{sentinels: []error{ErrNotFound, session.ErrUnknownUser}, msg: "store: no such account"}
+	errNoAPIKey  = &kindError{sentinels: []error{ErrNotFound, session.ErrUnknownKey}, msg: "store: no such API key"}
+)
 
 // busyTimeoutMS is how long a statement waits for another writer (another
 // connection or another adhocd process on the same file) before failing.
@@ -129,14 +143,27 @@ CREATE TABLE audit_targets (
 	// Version 3: no query reads audit by time (Audit pages by id), yet
 	// every audited command updated the index.
 	`DROP INDEX IF EXISTS audit_time;`,
+	// Version 4: the log of account changes (changes.go), written in the
+	// transaction of each change, which a running server polls to learn of
+	// the command line's changes. seq is SQLite's AUTOINCREMENT, as the
+	// audit's id; PostgreSQL's would be an identity column.
+	`CREATE TABLE account_changes (
+	seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+	at     BIGINT  NOT NULL,
+	jid    TEXT    NOT NULL,
+	kind   TEXT    NOT NULL,
+	origin TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX account_changes_at ON account_changes (at);`,
 }
 
 // DB is an open account database.
 // It is safe for concurrent use.
 type DB struct {
-	sql   *sql.DB
-	stmt  statements
-	audit auditLog
+	sql    *sql.DB
+	stmt   statements
+	audit  auditLog
+	origin string // names this handle in the account changes it logs
 }
 
 // statements are the queries of the hot paths (a login, an audited command),
@@ -203,7 +230,7 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db := &DB{sql: sqlDB}
+	db := &DB{sql: sqlDB, origin: rand.Text()}
 	if err := db.migrate(context.Background()); err != nil {
 		// The migration error is the one worth reporting; closing a pool
 		// that failed to start has nothing to add.
@@ -280,9 +307,9 @@ func wrapErr(op, account string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrExists), errors.Is(err, ErrBadPassword),
-		errors.Is(err, ErrDisabled), errors.Is(err, ErrInvalidPassword),
-		errors.Is(err, ErrRevoked), errors.Is(err, ErrInvalid):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrExists), errors.Is(err, session.ErrBadPassword),
+		errors.Is(err, session.ErrDisabled), errors.Is(err, ErrInvalidPassword),
+		errors.Is(err, session.ErrKeyRevoked), errors.Is(err, ErrInvalid):
 		return err
 	default:
 		return fmt.Errorf("store: %s %s: %w", op, account, err)

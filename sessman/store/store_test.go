@@ -22,6 +22,7 @@ import (
 	"mellium.im/xmpp/jid"
 	_ "modernc.org/sqlite"
 
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/sessman/store"
 )
 
@@ -174,10 +175,10 @@ func TestPasswordEdgeCases(t *testing.T) {
 	// No normalisation: a different spelling of the same text is another password.
 	require.NoError(t, db.SetPassword(ctx, bob, "caf\u00e9 "))
 	assert.NoError(t, db.VerifyPassword(ctx, bob, "caf\u00e9 "))
-	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, "cafe\u0301 "), store.ErrBadPassword)
-	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, "caf\u00e9"), store.ErrBadPassword)
-	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, ""), store.ErrBadPassword)
-	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, strings.Repeat("x", 2000)), store.ErrBadPassword)
+	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, "cafe\u0301 "), session.ErrBadPassword)
+	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, "caf\u00e9"), session.ErrBadPassword)
+	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, ""), session.ErrBadPassword)
+	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, strings.Repeat("x", 2000)), session.ErrBadPassword)
 
 	assert.ErrorIs(t, db.SetPassword(ctx, bob, ""), store.ErrInvalidPassword)
 	assert.NoError(t, db.VerifyPassword(ctx, bob, "caf\u00e9 "), "failed SetPassword changed nothing")
@@ -228,7 +229,7 @@ func TestDeleteUser(t *testing.T) {
 	assert.Zero(t, creds, "credentials deleted with the account")
 
 	require.NoError(t, db.AddUser(ctx, bob, "new", false), "a deleted account can be added again")
-	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, "pw"), store.ErrBadPassword)
+	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, "pw"), session.ErrBadPassword)
 }
 
 func TestVerifyAndSetPassword(t *testing.T) {
@@ -242,10 +243,10 @@ func TestVerifyAndSetPassword(t *testing.T) {
 	assert.NoError(t, db.VerifyPassword(ctx, bob, "old"))
 	assert.NoError(t, db.VerifyPassword(ctx, jid.MustParse("bob@localhost/res"), "old"))
 	err = db.VerifyPassword(ctx, bob, "Old")
-	assert.ErrorIs(t, err, store.ErrBadPassword)
+	assert.ErrorIs(t, err, session.ErrBadPassword)
 
 	require.NoError(t, db.SetPassword(ctx, bob, "new"))
-	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, "old"), store.ErrBadPassword)
+	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, "old"), session.ErrBadPassword)
 	assert.NoError(t, db.VerifyPassword(ctx, bob, "new"))
 
 	newKeys, err := db.SCRAM(ctx, bob, store.HashSHA256)
@@ -287,10 +288,10 @@ func TestDisabled(t *testing.T) {
 	a, err := db.User(ctx, bob)
 	require.NoError(t, err)
 	assert.True(t, a.Disabled)
-	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, "pw"), store.ErrDisabled)
-	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, "wrong"), store.ErrBadPassword, "disabled state not told without the password")
+	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, "pw"), session.ErrDisabled)
+	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, "wrong"), session.ErrBadPassword, "disabled state not told without the password")
 	keys, err := db.SCRAM(ctx, bob, store.HashSHA1)
-	assert.ErrorIs(t, err, store.ErrDisabled)
+	assert.ErrorIs(t, err, session.ErrDisabled)
 	assert.NotEmpty(t, keys.StoredKey, "keys come with ErrDisabled so the proof is checked first")
 
 	require.NoError(t, db.SetDisabled(ctx, bob, false))
@@ -366,7 +367,7 @@ func TestReopenPersists(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want, got)
 	assert.Equal(t, at, got.LastLogin)
-	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, "pw"), store.ErrDisabled)
+	assert.ErrorIs(t, db.VerifyPassword(ctx, bob, "pw"), session.ErrDisabled)
 }
 
 func TestConcurrentAddUser(t *testing.T) {
@@ -419,7 +420,7 @@ func TestCancelledContext(t *testing.T) {
 // scramServer runs the server side of the final SCRAM exchange (RFC 5802 §3)
 // with stored keys: it recovers the ClientKey from proof, checks it against
 // StoredKey, and returns the ServerSignature.
-func scramServer(t *testing.T, newHash func() hash.Hash, keys store.SCRAMKeys, authMessage, proof string) string {
+func scramServer(t *testing.T, newHash func() hash.Hash, keys session.SCRAMKeys, authMessage, proof string) string {
 	t.Helper()
 	mac := func(key []byte, msg string) []byte {
 		m := hmac.New(newHash, key)

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/sessman/session"
 )
 
 // UserQuery selects accounts for CountUsers and ListUsers.
@@ -75,7 +77,7 @@ func (db *DB) ListUsers(ctx context.Context, q UserQuery) ([]jid.JID, error) {
 // A user named twice is deleted once.
 func (db *DB) DeleteUsers(ctx context.Context, users []jid.JID) error {
 	// The credentials go with the account: ON DELETE CASCADE.
-	return db.eachUser(ctx, "delete", users, `DELETE FROM accounts WHERE jid = $1`)
+	return db.eachUser(ctx, "delete", users, session.ChangeDeleted, `DELETE FROM accounts WHERE jid = $1`)
 }
 
 // SetUsersDisabled disables or enables the accounts users in one
@@ -83,13 +85,17 @@ func (db *DB) DeleteUsers(ctx context.Context, users []jid.JID) error {
 // If one of them does not exist it returns ErrNotFound, naming it, and
 // changes none.
 func (db *DB) SetUsersDisabled(ctx context.Context, users []jid.JID, disabled bool) error {
-	return db.eachUser(ctx, "set disabled of", users, `UPDATE accounts SET disabled = $2 WHERE jid = $1`, disabled)
+	kind := session.ChangeEnabled
+	if disabled {
+		kind = session.ChangeDisabled
+	}
+	return db.eachUser(ctx, "set disabled of", users, kind, `UPDATE accounts SET disabled = $2 WHERE jid = $1`, disabled)
 }
 
 // eachUser runs query (the account key is $1, args are $2...) once for each
-// distinct account of users, in one transaction that is rolled back with
-// ErrNotFound when a run changes no row.
-func (db *DB) eachUser(ctx context.Context, op string, users []jid.JID, query string, args ...any) error {
+// distinct account of users and logs a change of kind for it, in one
+// transaction that is rolled back with ErrNotFound when a run changes no row.
+func (db *DB) eachUser(ctx context.Context, op string, users []jid.JID, kind, query string, args ...any) error {
 	keys := make([]string, 0, len(users))
 	seen := make(map[string]bool, len(users))
 	for _, u := range users {
@@ -119,7 +125,10 @@ func (db *DB) eachUser(ctx context.Context, op string, users []jid.JID, query st
 			if n, err := res.RowsAffected(); err != nil {
 				return err
 			} else if n == 0 {
-				return fmt.Errorf("%w: %s", ErrNotFound, key)
+				return fmt.Errorf("%w: %s", errNoAccount, key)
+			}
+			if err := db.logChange(ctx, tx, key, kind); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/sessman/store"
 )
 
@@ -118,7 +119,7 @@ func TestSetUsersDisabled(t *testing.T) {
 
 	require.NoError(t, db.SetUsersDisabled(ctx, users, true))
 	for _, u := range users {
-		assert.ErrorIs(t, db.VerifyPassword(ctx, u, "pw"), store.ErrDisabled)
+		assert.ErrorIs(t, db.VerifyPassword(ctx, u, "pw"), session.ErrDisabled)
 	}
 	require.NoError(t, db.SetUsersDisabled(ctx, users, true), "disabling twice is no error")
 	require.NoError(t, db.SetUsersDisabled(ctx, users, false))

@@ -17,7 +17,7 @@ import (
 // XEP-0050 in-band. *adhoc.Registry implements it; the HTTP gateway uses the
 // same registry.
 type Commands interface {
-	Commands(component jid.JID, admin bool) ([]adhoc.Info, error)
+	Commands(component jid.JID, caller adhoc.Caller) ([]adhoc.Info, error)
 	Execute(ctx context.Context, req adhoc.Request) (adhoc.Response, error)
 }
 
@@ -27,7 +27,7 @@ func (s *Server) isComponent(addr jid.JID) bool {
 	if s.commands == nil || addr.Resourcepart() != "" {
 		return false
 	}
-	_, err := s.commands.Commands(addr, true)
+	_, err := s.commands.Commands(addr, adhoc.Caller{JID: addr})
 	return err == nil
 }
 
@@ -37,11 +37,12 @@ func (s *Server) isComponent(addr jid.JID) bool {
 func (c *conn) commandItems(iq element, component jid.JID) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.CommandTimeout)
 	defer cancel()
-	admin, err := c.srv.accounts.IsAdmin(ctx, c.addr.Bare())
+	who, err := c.srv.accounts.Caller(ctx, c.addr, adhoc.AuthXMPP)
 	if err != nil {
 		c.log.Error().Err(err).Msg("admin lookup failed")
+		who = adhoc.Caller{JID: c.addr, Auth: adhoc.AuthXMPP} // lists what anyone may run
 	}
-	infos, _ := c.srv.commands.Commands(component, admin && err == nil) // a component here
+	infos, _ := c.srv.commands.Commands(component, who) // a component here
 	var b strings.Builder
 	b.WriteString(`<query xmlns='` + nsDiscoIts + `' node='` + adhoc.NS + `'>`)
 	for _, info := range infos {
@@ -85,14 +86,14 @@ func (c *conn) executeCommand(iq, payload element, component jid.JID) {
 		defer func() { <-slots }()
 		ctx, cancel := context.WithTimeout(context.Background(), c.srv.cfg.CommandTimeout)
 		defer cancel()
-		admin, err := c.srv.accounts.IsAdmin(ctx, c.addr.Bare())
+		who, err := c.srv.accounts.Caller(ctx, c.addr, adhoc.AuthXMPP)
 		if err != nil {
 			c.log.Error().Err(err).Msg("admin lookup failed")
 			c.replyCommandError(iq, adhoc.AsError(err))
 			return
 		}
-		req.To, req.From, req.Admin = component, c.addr, admin
-		req.Origin = adhoc.Origin{Caller: c.addr.Bare().String(), Auth: "xmpp", RemoteAddr: c.remote.String(), RequestID: iq.attr("id")}
+		who.RemoteAddr, who.RequestID = c.remote.String(), iq.attr("id")
+		req.To, req.Caller = component, who
 		resp, err := c.srv.commands.Execute(ctx, req)
 		if err != nil {
 			e := adhoc.AsError(err)

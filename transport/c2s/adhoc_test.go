@@ -19,6 +19,7 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/sessman"
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/sessman/store"
 	"github.com/adhocd/adhocd/transport/c2s"
 )
@@ -77,8 +78,9 @@ func TestInBandEndUserSessionByAdmin(t *testing.T) {
 	assert.True(t, specific, "%+v", res)
 
 	// The in-band change is in the audit, as an XMPP one.
-	_, entries, err := e.db.Audit(context.Background(), store.AuditQuery{Actor: "root@localhost"})
+	page, err := e.db.Audit(context.Background(), session.AuditQuery{Actor: "root@localhost"})
 	require.NoError(t, err)
+	entries := page.Items
 	require.NotEmpty(t, entries)
 	last := entries[len(entries)-1]
 	assert.Equal(t, "xmpp", last.Auth)
@@ -115,23 +117,24 @@ func TestInBandAdminEndsOwnSession(t *testing.T) {
 	e.waitUnbound(t, "root@localhost/console")
 }
 
-// failingAdmin is storeAccounts whose admin lookup fails: with hang set it
-// waits for its ctx (or the end of the test), else it reports a broken store.
+// failingAdmin is the real accounts service whose admin lookup fails: with
+// hang set it waits for its ctx (or the end of the test), else it reports a
+// broken store.
 type failingAdmin struct {
-	storeAccounts
+	*sessman.Accounts
 	hang    bool
 	release chan struct{}
 }
 
-func (a failingAdmin) IsAdmin(ctx context.Context, _ jid.JID) (bool, error) {
+func (a failingAdmin) Caller(ctx context.Context, _ jid.JID, _ string) (adhoc.Caller, error) {
 	if !a.hang {
-		return false, errors.New("store: disk I/O error")
+		return adhoc.Caller{}, errors.New("store: disk I/O error")
 	}
 	select {
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return adhoc.Caller{}, ctx.Err()
 	case <-a.release:
-		return false, errors.New("test over")
+		return adhoc.Caller{}, errors.New("test over")
 	}
 }
 
@@ -172,10 +175,11 @@ func newFailingAdminEnvWith(t *testing.T, hang bool, commandTimeout time.Duratio
 	serverTLS, clientTLS := testCert(t)
 	reg := sessman.New(sessman.Config{}, logger)
 	cmds := adhoc.NewRegistry(adhoc.RegistryConfig{})
-	manager := sessman.NewManager(sessman.ManagerConfig{Domain: domain}, reg, db, logger)
+	accounts := sessman.NewAccounts(sessman.AccountsConfig{Domain: domain}, db, logger)
+	manager := sessman.NewManager(sessman.ManagerConfig{Domain: domain}, reg, accounts, logger)
 	require.NoError(t, manager.Register(cmds))
 	srv := c2s.New(c2s.Config{Domain: domain, TLS: serverTLS, CommandTimeout: commandTimeout},
-		c2s.Deps{Accounts: failingAdmin{storeAccounts{db, manager}, hang, release}, Registry: reg, Commands: cmds, Logger: logger})
+		c2s.Deps{Accounts: failingAdmin{accounts, hang, release}, Registry: reg, Commands: cmds, Logger: logger})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	done := make(chan error, 1)
@@ -187,7 +191,7 @@ func newFailingAdminEnvWith(t *testing.T, hang bool, commandTimeout time.Duratio
 		require.ErrorIs(t, <-done, c2s.ErrServerClosed)
 	})
 	t.Cleanup(func() { close(release) }) // before Close: a hung lookup would hold it up
-	return &env{srv: srv, reg: reg, db: db, cmds: cmds, addr: ln.Addr().String(), client: clientTLS}, logs
+	return &env{srv: srv, reg: reg, db: db, accounts: accounts, cmds: cmds, addr: ln.Addr().String(), client: clientTLS}, logs
 }
 
 func TestInBandDiscoAdminLookupHasDeadline(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
-	"github.com/adhocd/adhocd/sessman"
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/transport/c2s"
 )
 
@@ -338,11 +338,11 @@ func TestEndUserWithThreeResourcesWhileTheySend(t *testing.T) {
 		}()
 	}
 
-	ended, err := e.reg.End(context.Background(), []jid.JID{user}, "", "Spamming.")
+	ended, err := e.end(t, "Spamming.", user)
 	close(stop)
 	wg.Wait()
 	require.NoError(t, err)
-	assert.Equal(t, []string{"gina@localhost/r0", "gina@localhost/r1", "gina@localhost/r2"}, jidStrings(ended))
+	assert.Equal(t, []string{"gina@localhost/r0", "gina@localhost/r1", "gina@localhost/r2"}, ended)
 	assert.Empty(t, e.reg.Resources(user), "End returns after the sessions are gone")
 	for range clients {
 		r := <-results
@@ -351,7 +351,7 @@ func TestEndUserWithThreeResourcesWhileTheySend(t *testing.T) {
 	}
 
 	// Ending a user who is not online returns nothing and is no error.
-	ended, err = e.reg.End(context.Background(), []jid.JID{user}, "", "")
+	ended, err = e.end(t, "", user)
 	require.NoError(t, err)
 	assert.Empty(t, ended)
 }
@@ -361,12 +361,12 @@ func TestEndOneResourceByFullJID(t *testing.T) {
 	user := e.addUser(t, "hal", "pw")
 	a := e.connect(t, user, "pw", "a")
 	b := e.connect(t, user, "pw", "b")
-	ended, err := e.reg.End(context.Background(), []jid.JID{jid.MustParse("hal@localhost/a")}, "", "")
+	ended, err := e.end(t, "", jid.MustParse("hal@localhost/a"))
 	require.NoError(t, err)
-	assert.Equal(t, []string{"hal@localhost/a"}, jidStrings(ended))
+	assert.Equal(t, []string{"hal@localhost/a"}, ended)
 	cond, text := a.expectStreamError()
 	assert.Equal(t, "policy-violation", cond)
-	assert.Equal(t, sessman.DefaultEndReason, text)
+	assert.Equal(t, session.DefaultEndReason, text)
 	b.send(`<iq type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>`)
 	assert.Equal(t, "result", b.expect("iq").attr("type"), "the other resource is untouched")
 }
@@ -378,7 +378,7 @@ func TestMelliumClientSeesEndReason(t *testing.T) {
 	require.NoError(t, err)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(nil) }()
-	_, err = e.reg.End(context.Background(), []jid.JID{user}, "", "Account under review.")
+	_, err = e.end(t, "Account under review.", user)
 	require.NoError(t, err)
 	select {
 	case err := <-served:
@@ -426,7 +426,7 @@ func TestWebSocketEndSendsStreamErrorAndClose(t *testing.T) {
 	_, failure := ws.login(user, "pw", sasl.ScramSha1)
 	require.Empty(t, failure)
 	ws.bind("web")
-	_, err := e.reg.End(context.Background(), []jid.JID{user}, "", "bye")
+	_, err := e.end(t, "bye", user)
 	require.NoError(t, err)
 	cond, text := ws.expectStreamError()
 	assert.Equal(t, "policy-violation", cond)
@@ -443,15 +443,9 @@ func TestShutdownSendsSystemShutdown(t *testing.T) {
 	require.NoError(t, e.srv.Close(ctx))
 	cond, _ := c.expectStreamError()
 	assert.Equal(t, "system-shutdown", cond)
-	assert.Equal(t, 0, e.reg.Count())
-}
-
-func jidStrings(js []jid.JID) []string {
-	out := make([]string, len(js))
-	for i, j := range js {
-		out[i] = j.String()
-	}
-	return out
+	counts, err := e.reg.Count(t.Context(), session.CountRequest{})
+	require.NoError(t, err)
+	assert.Zero(t, counts.Sessions)
 }
 
 func TestIdleClientIsPingedThenDropped(t *testing.T) {

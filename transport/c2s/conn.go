@@ -16,6 +16,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/sessman/session"
 )
 
 // Transports, as reported to the registry.
@@ -108,25 +110,25 @@ func (c *conn) restart() {
 	c.dec = xml.NewDecoder(c.rd)
 }
 
-// SessionID implements sessman.Conn.
+// SessionID implements session.Conn.
 func (c *conn) SessionID() string { return c.id }
 
-// JID implements sessman.Conn.
+// JID implements session.Conn.
 func (c *conn) JID() jid.JID { return c.addr }
 
-// Transport implements sessman.Conn.
+// Transport implements session.Conn.
 func (c *conn) Transport() string { return c.transport }
 
-// RemoteAddr implements sessman.Conn.
+// RemoteAddr implements session.Conn.
 func (c *conn) RemoteAddr() net.Addr { return c.remote }
 
-// BoundAt implements sessman.Conn.
+// BoundAt implements session.Conn.
 func (c *conn) BoundAt() time.Time { return c.boundAt }
 
-// LastActive implements sessman.Conn.
+// LastActive implements session.Conn.
 func (c *conn) LastActive() time.Time { return time.Unix(0, c.lastActive.Load()) }
 
-// Presence implements sessman.Conn.
+// Presence implements session.Conn.
 func (c *conn) Presence() string { return presenceNames[c.presence.Load()] }
 
 func (c *conn) setPresence(p string) {
@@ -138,7 +140,7 @@ func (c *conn) setPresence(p string) {
 	}
 }
 
-// Kick implements sessman.Conn: it queues a stream error and the end of the
+// Kick implements session.Conn: it queues a stream error and the end of the
 // stream, and cuts the connection off if the client has not closed its side
 // within the grace period.
 func (c *conn) Kick(condition, text string) {
@@ -163,8 +165,11 @@ func (c *conn) kickLocked(condition, text string) {
 	c.grace = time.AfterFunc(c.srv.cfg.KickGrace, func() { _ = c.raw.Close() })
 }
 
-// Deliver implements sessman.Conn.
+// Deliver implements session.Conn.
 func (c *conn) Deliver(stanza []byte) bool { return c.send(stanza) }
+
+// Notify implements session.Conn: a message from the server.
+func (c *conn) Notify(m session.Message) bool { return c.send(message(m)) }
 
 // send queues one complete element for the client. It reports false if the
 // connection is closing or was dropped because its queue overflowed.

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/sessman"
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/sessman/store"
 	"github.com/adhocd/adhocd/transport/c2s"
 )
@@ -38,14 +38,15 @@ const domain = "localhost"
 // env is a running c2s server with the real registry and account store on
 // loopback listeners: STARTTLS, direct TLS and WebSocket.
 type env struct {
-	srv     *c2s.Server
-	reg     *sessman.Registry
-	db      *store.DB
-	cmds    *adhoc.Registry
-	addr    string // STARTTLS
-	tlsAddr string // direct TLS
-	wsURL   string
-	client  *tls.Config
+	srv      *c2s.Server
+	reg      *sessman.Registry
+	db       *store.DB
+	accounts *sessman.Accounts
+	cmds     *adhoc.Registry
+	addr     string // STARTTLS
+	tlsAddr  string // direct TLS
+	wsURL    string
+	client   *tls.Config
 }
 
 func newEnv(t *testing.T, configure ...func(*c2s.Config)) *env {
@@ -62,11 +63,12 @@ func newEnv(t *testing.T, configure ...func(*c2s.Config)) *env {
 	}
 	reg := sessman.New(sessman.Config{}, logger)
 	cmds := adhoc.NewRegistry(adhoc.RegistryConfig{})
-	manager := sessman.NewManager(sessman.ManagerConfig{Domain: domain}, reg, db, logger)
+	accounts := sessman.NewAccounts(sessman.AccountsConfig{Domain: domain}, db, logger)
+	manager := sessman.NewManager(sessman.ManagerConfig{Domain: domain}, reg, accounts, logger)
 	require.NoError(t, manager.Register(cmds))
-	srv := c2s.New(cfg, c2s.Deps{Accounts: storeAccounts{db, manager}, Registry: reg, Commands: cmds, Logger: logger})
+	srv := c2s.New(cfg, c2s.Deps{Accounts: accounts, Registry: reg, Commands: cmds, Logger: logger})
 
-	e := &env{srv: srv, reg: reg, db: db, cmds: cmds, client: clientTLS}
+	e := &env{srv: srv, reg: reg, db: db, accounts: accounts, cmds: cmds, client: clientTLS}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	tln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -100,41 +102,6 @@ func (e *env) addAccount(t *testing.T, local, password string, admin bool) jid.J
 	user := jid.MustParse(local + "@" + domain)
 	require.NoError(t, e.db.AddUser(context.Background(), user, password, admin))
 	return user
-}
-
-// storeAccounts is the same small adapter cmd/adhocd uses.
-type storeAccounts struct {
-	db      *store.DB
-	manager *sessman.Manager
-}
-
-func (a storeAccounts) SCRAM(ctx context.Context, user jid.JID, hash string) (c2s.SCRAMKeys, error) {
-	k, err := a.db.SCRAM(ctx, user, hash)
-	return c2s.SCRAMKeys(k), mapStoreErr(err)
-}
-
-func (a storeAccounts) VerifyPassword(ctx context.Context, user jid.JID, password string) error {
-	return mapStoreErr(a.db.VerifyPassword(ctx, user, password))
-}
-
-func (a storeAccounts) RecordLogin(ctx context.Context, user jid.JID, at time.Time) error {
-	return a.db.RecordLogin(ctx, user, at)
-}
-
-func (a storeAccounts) IsAdmin(ctx context.Context, user jid.JID) (bool, error) {
-	return a.manager.IsAdmin(ctx, user)
-}
-
-func mapStoreErr(err error) error {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return c2s.ErrUnknownUser
-	case errors.Is(err, store.ErrDisabled):
-		return c2s.ErrAccountDisabled
-	case errors.Is(err, store.ErrBadPassword):
-		return c2s.ErrBadPassword
-	}
-	return err
 }
 
 // testCert makes a self-signed certificate for localhost and a client
@@ -445,4 +412,16 @@ func (e *env) waitUnbound(t *testing.T, addr string) {
 		_, ok := e.reg.Lookup(jid.MustParse(addr))
 		return !ok
 	}, 10*time.Second, 5*time.Millisecond)
+}
+
+// end ends the sessions of targets through the registry, with reason, and
+// returns the full JIDs ended, once they are gone.
+func (e *env) end(t *testing.T, reason string, targets ...jid.JID) ([]string, error) {
+	t.Helper()
+	res, err := e.reg.End(t.Context(), session.EndRequest{Users: targets, All: true, Reason: reason})
+	ended := []string{}
+	for _, s := range res.Ended {
+		ended = append(ended, s.JID)
+	}
+	return ended, err
 }

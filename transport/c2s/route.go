@@ -6,6 +6,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/sessman/session"
 )
 
 // readLoop handles stanzas until the stream ends.
@@ -200,7 +201,7 @@ func (c *conn) handlePresence(el element) {
 		}
 		b := el.stamped(c.addr.String(), c.addr.Bare().String()).marshal()
 		for _, t := range c.srv.reg.Resources(c.addr) {
-			if t != boundConn(c) {
+			if t != session.Conn(c) {
 				t.Deliver(b)
 			}
 		}
@@ -278,4 +279,17 @@ func stanzaErrorWith(el element, to, typ, condition, text, extra string) []byte 
 // pingRequest is the XEP-0199 keepalive the server sends an idle client.
 func pingRequest(domain, to, id string) []byte {
 	return []byte(`<iq xmlns='` + nsClient + `' type='get' id='ping-` + id + `' from='` + escape(domain) + `' to='` + escape(to) + `'><ping xmlns='` + nsPing + `'/></iq>`)
+}
+
+// message encodes a message from the server.
+func message(m session.Message) []byte {
+	b := `<message xmlns='` + nsClient + `' from='` + escape(m.From.String()) + `' to='` + escape(m.To.String()) + `'`
+	if m.Type != "" {
+		b += ` type='` + escape(m.Type) + `'`
+	}
+	b += `>`
+	if m.Subject != "" {
+		b += `<subject>` + escape(m.Subject) + `</subject>`
+	}
+	return []byte(b + `<body>` + escape(m.Body) + `</body></message>`)
 }

@@ -11,47 +11,27 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/transport/limit"
 )
 
-// Accounts is the account store as the listener uses it.
+// Accounts is the accounts service as the listener uses it.
+// *sessman.Accounts implements it.
 type Accounts interface {
 	// SCRAM returns the stored SCRAM keys of user for hash "SHA-1" or
-	// "SHA-256". Errors: ErrUnknownUser, ErrAccountDisabled.
-	SCRAM(ctx context.Context, user jid.JID, hash string) (SCRAMKeys, error)
-	// VerifyPassword checks a plain password.
-	// Errors: ErrUnknownUser, ErrAccountDisabled, ErrBadPassword.
+	// "SHA-256": session.ErrUnknownUser, or session.ErrDisabled (a
+	// *session.BlockedError) together with the keys.
+	SCRAM(ctx context.Context, user jid.JID, hash string) (session.SCRAMKeys, error)
+	// VerifyPassword checks a plain password: session.ErrUnknownUser,
+	// session.ErrBadPassword, session.ErrDisabled.
 	VerifyPassword(ctx context.Context, user jid.JID, password string) error
 	// RecordLogin notes a successful login.
 	RecordLogin(ctx context.Context, user jid.JID, at time.Time) error
-	// IsAdmin reports whether user may run admin commands in-band.
-	IsAdmin(ctx context.Context, user jid.JID) (bool, error)
+	// Caller returns the caller of an account that authenticated with auth,
+	// for its in-band commands: whether it is an admin now.
+	Caller(ctx context.Context, user jid.JID, auth string) (adhoc.Caller, error)
 }
-
-// SCRAMKeys are an account's stored SCRAM credentials for one hash (RFC 5802 §3).
-type SCRAMKeys struct {
-	Salt       []byte
-	Iterations int
-	StoredKey  []byte
-	ServerKey  []byte
-}
-
-// Errors an Accounts implementation reports, possibly wrapped.
-var (
-	ErrUnknownUser     = errors.New("c2s: unknown user")
-	ErrAccountDisabled = errors.New("c2s: account disabled")
-	ErrBadPassword     = errors.New("c2s: wrong password")
-)
-
-// RefusedError refuses a login with a text for the client, answered as
-// <account-disabled/> (RFC 6120 §6.5.1): a disabled or temporarily blocked
-// account. errors.Is(err, ErrAccountDisabled) holds for it.
-type RefusedError struct{ Text string }
-
-func (e *RefusedError) Error() string { return "c2s: login refused: " + e.Text }
-
-// Is makes a RefusedError match ErrAccountDisabled.
-func (e *RefusedError) Is(target error) bool { return target == ErrAccountDisabled }
 
 // saslFailure is a failed attempt: the client is told and may retry.
 type saslFailure struct {
@@ -257,15 +237,16 @@ func (c *conn) parseUser(authcid, authzid string) (jid.JID, error) {
 	return user, nil
 }
 
-// accountFailure maps an account store error to what the client is told.
+// accountFailure maps an error of the accounts service to what the client
+// is told.
 func accountFailure(err error) error {
-	var refused *RefusedError
+	var blocked *session.BlockedError
 	switch {
-	case errors.As(err, &refused):
-		return &saslFailure{condition: "account-disabled", text: refused.Text}
-	case errors.Is(err, ErrAccountDisabled):
+	case errors.As(err, &blocked):
+		return &saslFailure{condition: "account-disabled", text: blocked.Text()}
+	case errors.Is(err, session.ErrDisabled):
 		return &saslFailure{condition: "account-disabled", text: "This account is disabled."}
-	case errors.Is(err, ErrUnknownUser), errors.Is(err, ErrBadPassword):
+	case errors.Is(err, session.ErrUnknownUser), errors.Is(err, session.ErrBadPassword):
 		return &saslFailure{condition: "not-authorized"}
 	}
 	return &saslFailure{condition: "temporary-auth-failure", text: "Authentication is not available right now; try again later.", cause: err}

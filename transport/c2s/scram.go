@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/sessman/session"
 )
 
 // scramIterations is what unknown users appear to have, so that probing
@@ -57,10 +59,10 @@ func (c *conn) scram(ex *saslExchange, mech string, clientFirst []byte) (jid.JID
 	keys, err := c.srv.accounts.SCRAM(context.Background(), user, hashName)
 	// A disabled account is told so only after a valid proof, when the store
 	// still hands out its keys; otherwise at once.
-	disabled := errors.Is(err, ErrAccountDisabled)
+	disabled := errors.Is(err, session.ErrDisabled)
 	refusal := err
 	switch {
-	case errors.Is(err, ErrUnknownUser):
+	case errors.Is(err, session.ErrUnknownUser):
 		keys = c.srv.fakeKeys(user, newHash)
 	case disabled && len(keys.StoredKey) > 0:
 	case err != nil:
@@ -169,9 +171,9 @@ func hmacSum(newHash func() hash.Hash, key, msg []byte) []byte {
 
 // fakeKeys are stable per user and server run, so an unknown user gets the
 // same salt on every attempt and fails only at the proof, like a wrong password.
-func (s *Server) fakeKeys(user jid.JID, newHash func() hash.Hash) SCRAMKeys {
+func (s *Server) fakeKeys(user jid.JID, newHash func() hash.Hash) session.SCRAMKeys {
 	seed := hmacSum(sha256.New, s.secret, []byte(user.String()))
-	return SCRAMKeys{
+	return session.SCRAMKeys{
 		Salt:       seed[:16],
 		Iterations: scramIterations,
 		StoredKey:  make([]byte, newHash().Size()), // no proof hashes to all zeros

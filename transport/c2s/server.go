@@ -11,8 +11,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/adhocd/adhocd/transport/limit"
 	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/sessman/session"
+	"github.com/adhocd/adhocd/transport/limit"
 )
 
 // Config configures a Server. Zero values take the defaults shown.
@@ -53,26 +55,13 @@ func (cfg *Config) setDefaults() {
 	}
 }
 
-// boundConn is the registry's view of a connection; identical to sessman.Conn.
-type boundConn = interface {
-	SessionID() string
-	JID() jid.JID
-	Transport() string
-	RemoteAddr() net.Addr
-	BoundAt() time.Time
-	LastActive() time.Time
-	Presence() string
-	Deliver(stanza []byte) bool
-	Kick(condition, text string)
-}
-
 // Registry is the session registry the listener binds resources in and routes
 // through. *sessman.Registry implements it.
 type Registry interface {
-	Bind(c boundConn) error
-	Unbind(c boundConn)
-	Lookup(full jid.JID) (boundConn, bool)
-	Resources(user jid.JID) []boundConn
+	Bind(c session.Conn) error
+	Unbind(c session.Conn)
+	Lookup(full jid.JID) (session.Conn, bool)
+	Resources(user jid.JID) []session.Conn
 }
 
 // Deps are what the listener works with.
@@ -207,7 +196,7 @@ func (s *Server) Close(ctx context.Context) error {
 	s.mu.Unlock()
 
 	for _, c := range conns {
-		c.Kick("system-shutdown", "The server is shutting down.")
+		c.Kick(session.ConditionSystemShutdown, "The server is shutting down.")
 	}
 	done := make(chan struct{})
 	go func() {

@@ -4,7 +4,6 @@ package c2s_test
 // the line protocol of testdata/clients/slixmpp_client.py.
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/pem"
 	"os"
@@ -78,7 +77,7 @@ func TestSlixmppSessionIsEnded(t *testing.T) {
 	require.True(t, ok, "%+v", m)
 	assert.Equal(t, "Hello dave, from slixmpp.", body.Text)
 
-	ended, err := e.reg.End(context.Background(), []jid.JID{carol}, "", "Ended by the e2e test.")
+	ended, err := e.end(t, "Ended by the e2e test.", carol)
 	require.NoError(t, err)
 	assert.Len(t, ended, 1)
 	assert.Equal(t, "STREAM_ERROR policy-violation Ended by the e2e test.", slix.Next())

@@ -19,7 +19,9 @@ import (
 // Commands is the ad-hoc command registry as the gateway uses it.
 // *adhoc.Registry implements it; the same registry serves XMPP in-band.
 type Commands interface {
-	Commands(component jid.JID, admin bool) ([]adhoc.Info, error)
+	// Admit reports whether the caller may address the component at all.
+	Admit(component jid.JID, caller adhoc.Caller) error
+	Commands(component jid.JID, caller adhoc.Caller) ([]adhoc.Info, error)
 	Execute(ctx context.Context, req adhoc.Request) (adhoc.Response, error)
 }
 
@@ -72,7 +74,7 @@ func (s *Server) listCommands(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	infos, err := s.cfg.Commands.Commands(component, who.admin)
+	infos, err := s.cfg.Commands.Commands(component, who)
 	if err != nil {
 		return err
 	}
@@ -82,10 +84,14 @@ func (s *Server) listCommands(c echo.Context) error {
 }
 
 // executeCommand answers POST /rest/adhoc/{jid}: it runs the command in the
-// envelope under a deadline and answers in the envelope's dialect.
+// envelope and answers in the envelope's dialect.
 func (s *Server) executeCommand(c echo.Context) error {
 	f, component, who, err := commandTarget(c)
 	if err != nil {
+		return err
+	}
+	// A caller the component refuses is told before its body is read.
+	if err := s.cfg.Commands.Admit(component, who); err != nil {
 		return err
 	}
 	req, dialect, err := codec.DecodeRequest(s.body(c), f)
@@ -93,11 +99,8 @@ func (s *Server) executeCommand(c echo.Context) error {
 		return s.bodyError(err)
 	}
 	c.Set(formatKey, dialect)
-	req.To, req.From, req.Admin, req.ReadOnly = component, who.jid, who.admin, who.readOnly
-	req.Origin = origin(c, who)
-	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.CommandTimeout)
-	defer cancel()
-	resp, err := s.cfg.Commands.Execute(ctx, req)
+	req.To, req.Caller = component, who
+	resp, err := s.cfg.Commands.Execute(c.Request().Context(), req)
 	if err != nil {
 		return err
 	}
@@ -107,22 +110,17 @@ func (s *Server) executeCommand(c echo.Context) error {
 }
 
 // commandTarget reads what both /rest/adhoc handlers start with: the
-// format of the answer, the component in the path, and the caller, who must
-// be allowed to use that component.
-func commandTarget(c echo.Context) (codec.Format, jid.JID, caller, error) {
+// format of the answer, the component in the path, and the caller.
+func commandTarget(c echo.Context) (codec.Format, jid.JID, adhoc.Caller, error) {
 	f, err := responseFormat(c)
 	if err != nil {
-		return f, jid.JID{}, caller{}, err
+		return f, jid.JID{}, adhoc.Caller{}, err
 	}
 	component, err := componentJID(c)
 	if err != nil {
-		return f, jid.JID{}, caller{}, err
+		return f, jid.JID{}, adhoc.Caller{}, err
 	}
-	who := callerOf(c)
-	if err := who.mayUseComponent(component); err != nil {
-		return f, jid.JID{}, caller{}, err
-	}
-	return f, component, who, nil
+	return f, component, callerOf(c), nil
 }
 
 // body is the request body, limited to BodyLimit: a read past it fails
@@ -140,12 +138,4 @@ func (s *Server) bodyError(err error) error {
 			Text: fmt.Sprintf("The request body is larger than the limit of %d bytes.", s.cfg.BodyLimit)}
 	}
 	return err
-}
-
-// mayUseComponent keeps API keys to the components of their domain.
-func (who caller) mayUseComponent(component jid.JID) error {
-	if who.auth == "apikey" && component.Domainpart() != who.jid.Domainpart() {
-		return &adhoc.Error{Condition: stanza.Forbidden, Text: "This API key is for " + who.jid.Domainpart() + " only."}
-	}
-	return nil
 }

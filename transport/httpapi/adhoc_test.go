@@ -8,9 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,37 +19,11 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/sessman"
 	"github.com/adhocd/adhocd/sessman/store"
 	"github.com/adhocd/adhocd/transport/httpapi"
 	"github.com/adhocd/adhocd/transport/limit"
 )
-
-// storeAccounts authenticates against the real account store; admins are
-// the accounts marked admin.
-type storeAccounts struct {
-	db    *store.DB
-	mu    sync.Mutex
-	calls int // VerifyPassword calls, to see the cache work
-}
-
-func (a *storeAccounts) VerifyPassword(ctx context.Context, user jid.JID, password string) error {
-	a.mu.Lock()
-	a.calls++
-	a.mu.Unlock()
-	err := a.db.VerifyPassword(ctx, user, password)
-	switch {
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrBadPassword):
-		return httpapi.ErrBadCredentials
-	case errors.Is(err, store.ErrDisabled):
-		return httpapi.ErrAccountDisabled
-	}
-	return err
-}
-
-func (a *storeAccounts) IsAdmin(ctx context.Context, user jid.JID) (bool, error) {
-	acct, err := a.db.User(ctx, user)
-	return acct.Admin, err
-}
 
 // testCommand answers with a fixed response or error, or waits for ctx.
 type testCommand struct {
@@ -77,7 +49,7 @@ func (c testCommand) Execute(ctx context.Context, req adhoc.Request) (adhoc.Resp
 		return resp, nil
 	}
 	resp.Form = &adhoc.Form{Type: adhoc.FormTypeResult, Fields: []adhoc.Field{
-		{Var: "Notes", Type: adhoc.FieldTextMulti, Values: []string{"run by " + req.From.String()}},
+		{Var: "Notes", Type: adhoc.FieldTextMulti, Values: []string{"run by " + req.Caller.JID.String()}},
 	}}
 	return resp, nil
 }
@@ -95,30 +67,31 @@ func (wizard) Execute(_ context.Context, req adhoc.Request) (adhoc.Response, err
 }
 
 type gateway struct {
-	handler  http.Handler
-	accounts *storeAccounts
-	now      *time.Time
-	srv      *httpapi.Server
-	db       *store.DB
+	svc     *services
+	handler http.Handler
+	now     *time.Time
+	srv     *httpapi.Server
+	db      *store.DB
 }
 
 // newGateway builds the router over a real account store; opts adjust its
 // Config before it is built.
 func newGateway(t *testing.T, opts ...func(*httpapi.Config)) *gateway {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "adhocd.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
+	svc := newServices(t)
+	db := svc.db
 	ctx := context.Background()
 	require.NoError(t, db.AddUser(ctx, jid.MustParse("admin@localhost"), "secret", true))
 	require.NoError(t, db.AddUser(ctx, jid.MustParse("user@localhost"), "userpw", false))
 	require.NoError(t, db.AddUser(ctx, jid.MustParse("off@localhost"), "offpw", false))
 	require.NoError(t, db.SetDisabled(ctx, jid.MustParse("off@localhost"), true))
 
+	// The session manager's commands and guard, and commands of every
+	// outcome beside them.
 	now := time.Now()
 	reg := adhoc.NewRegistry(adhoc.RegistryConfig{SessionTTL: time.Minute, Now: func() time.Time { return now }})
+	require.NoError(t, svc.mgr.Register(reg))
 	sm := jid.MustParse("sess-man@localhost")
-	require.NoError(t, reg.Alias(jid.MustParse("localhost"), sm))
 	for _, c := range []adhoc.Command{
 		testCommand{info: adhoc.Info{Node: "ok", Name: "OK", AdminOnly: true}, resp: adhoc.Response{Status: adhoc.StatusCompleted},
 			err: nil},
@@ -137,16 +110,15 @@ func newGateway(t *testing.T, opts ...func(*httpapi.Config)) *gateway {
 	} {
 		require.NoError(t, reg.Register(sm, c))
 	}
-	accounts := &storeAccounts{db: db}
 	cfg := httpapi.Config{
-		Domain: "localhost", Commands: reg, Accounts: accounts,
+		Domain: "localhost", Commands: reg, Accounts: svc.accounts,
 		BodyLimit: 4096, CommandTimeout: 50 * time.Millisecond,
 	}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
 	srv := httpapi.New(cfg, zerolog.New(zerolog.NewTestWriter(t)))
-	return &gateway{handler: srv.Handler(), accounts: accounts, now: &now, srv: srv, db: db}
+	return &gateway{svc: svc, handler: srv.Handler(), now: &now, srv: srv, db: db}
 }
 
 type call struct {
@@ -297,14 +269,13 @@ func TestGatewayCachesVerifiedCredentials(t *testing.T) {
 		require.Equal(t, 200, rec.Code, rec.Body.String())
 		assert.Contains(t, rec.Body.String(), "run by admin@localhost")
 	}
-	assert.Equal(t, 1, g.accounts.calls, "the password is verified once")
-
-	g.srv.Invalidate(jid.MustParse("admin@localhost"))
-	require.Equal(t, 200, g.do(t, c).Code)
-	assert.Equal(t, 2, g.accounts.calls, "invalidation forces a new check")
-
 	c.password = "other"
 	require.Equal(t, 401, g.do(t, c).Code, "a different password is not taken from the cache")
+
+	// A change to the account is seen at once.
+	require.NoError(t, g.svc.accounts.SetPassword(t.Context(), sessman.CommandLine, jid.MustParse("admin@localhost"), "changed"))
+	c.password = "secret"
+	require.Equal(t, 401, g.do(t, c).Code, "the old password is forgotten")
 }
 
 func TestGatewayAdminRates(t *testing.T) {
@@ -348,44 +319,8 @@ func TestGatewayTrailingDataOverLimitIs413(t *testing.T) {
 	}
 }
 
-// racingAccounts invalidates the user's cached credentials while the first
-// password check runs, as a password change racing a login would.
-type racingAccounts struct {
-	httpapi.Accounts
-	srv   *httpapi.Server
-	mu    sync.Mutex
-	calls int
-}
-
-func (a *racingAccounts) VerifyPassword(ctx context.Context, user jid.JID, password string) error {
-	a.mu.Lock()
-	a.calls++
-	first := a.calls == 1
-	a.mu.Unlock()
-	err := a.Accounts.VerifyPassword(ctx, user, password)
-	if first {
-		a.srv.Invalidate(user)
-	}
-	return err
-}
-
-func TestGatewayInvalidateDuringCheckIsNotLost(t *testing.T) {
-	var accounts *racingAccounts
-	g := newGateway(t, func(cfg *httpapi.Config) {
-		accounts = &racingAccounts{Accounts: cfg.Accounts}
-		cfg.Accounts = accounts
-	})
-	accounts.srv = g.srv
-	c := call{method: http.MethodPost, path: "/rest/adhoc/localhost", contentType: "application/json", user: "admin@localhost", password: "secret", body: jsonCommand("ok")}
-	require.Equal(t, http.StatusOK, g.do(t, c).Code, "the check itself succeeded")
-	require.Equal(t, http.StatusOK, g.do(t, c).Code)
-	assert.Equal(t, 2, accounts.calls, "credentials verified before an invalidation are not cached")
-	require.Equal(t, http.StatusOK, g.do(t, c).Code)
-	assert.Equal(t, 2, accounts.calls, "those verified after it are")
-}
-
 func TestGatewayAPIKeyDomainCheckedBeforeBody(t *testing.T) {
-	g := newGateway(t, func(cfg *httpapi.Config) { cfg.Keys = keysAdapter{cfg.Accounts.(*storeAccounts).db} })
+	g := newGateway(t)
 	key, _, err := g.db.CreateAPIKey(context.Background(), "elsewhere", "other.org", false)
 	require.NoError(t, err)
 	req := httptest.NewRequest(http.MethodPost, "/rest/adhoc/localhost", strings.NewReader(`{"command":`))

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -14,7 +13,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/transport/httpapi"
 )
 
@@ -22,14 +20,15 @@ import (
 // a server with every feature enabled: each route is documented, and each
 // documented operation exists.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
+	svc := newServices(t)
 	srv := httpapi.New(httpapi.Config{
 		Domain:     "localhost",
 		WebSocket:  http.NotFoundHandler(),
-		Commands:   adhoc.NewRegistry(adhoc.RegistryConfig{}),
-		Accounts:   &storeAccounts{},
-		Keys:       keysAdapter{},
-		Sessions:   sessionsAdapter{},
-		Audit:      auditStub{},
+		Local:      svc.reg,
+		Commands:   svc.cmds,
+		Accounts:   svc.accounts,
+		Sessions:   svc.mgr,
+		Audit:      svc.mgr,
 		PusherApps: []httpapi.PusherApp{{ID: "a", Key: "k", Secret: "s", Domain: "localhost"}},
 	}, zerolog.Nop())
 
@@ -59,10 +58,4 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	sort.Strings(documented)
 	sort.Strings(routed)
 	assert.Equal(t, routed, documented)
-}
-
-type auditStub struct{}
-
-func (auditStub) Audit(context.Context, httpapi.AuditQuery) (int, []httpapi.AuditEntry, error) {
-	return 0, nil, nil
 }

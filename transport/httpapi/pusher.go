@@ -18,6 +18,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/adhoc"
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/transport/limit"
 )
 
@@ -65,9 +66,13 @@ func (s *Server) terminateConnections(c echo.Context) error {
 	if err != nil {
 		return pusherError(c, http.StatusBadRequest, "Invalid request: 'user_id' is not a user of "+app.Domain+".")
 	}
-	_, err = s.cfg.Sessions.EndSessions(c.Request().Context(), EndRequest{
-		User: user, All: true,
-		Origin: adhoc.Origin{Caller: "pusher:" + app.ID, Auth: "pusher", RemoteAddr: c.RealIP(),
+	domain, err := jid.New("", app.Domain, "")
+	if err != nil {
+		return err
+	}
+	_, err = s.cfg.Sessions.End(c.Request().Context(), session.EndRequest{
+		Users: []jid.JID{user}, All: true,
+		Caller: adhoc.Caller{JID: domain, Auth: adhoc.AuthPusher, Name: "pusher:" + app.ID, RemoteAddr: c.RealIP(),
 			RequestID: c.Response().Header().Get(echo.HeaderXRequestID)},
 	})
 	if err != nil {

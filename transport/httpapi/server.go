@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/rs/zerolog"
 
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/transport/limit"
 )
 
@@ -22,16 +23,16 @@ type Config struct {
 	Domain string
 	// WebSocket serves XMPP over WebSocket at /xmpp-websocket when set.
 	WebSocket http.Handler
-	// SessionCount reports the number of bound resources, for /healthz.
-	SessionCount func() int
-	// Commands and Accounts enable the /rest/adhoc gateway.
-	Commands Commands
+	// Local counts the sessions of this node, for /healthz.
+	Local session.Sessions
+	// Accounts authenticates callers: HTTP Basic and API keys
+	// (Authorization: Bearer, Api-Key).
 	Accounts Accounts
-	// Keys enables API keys (Authorization: Bearer, Api-Key).
-	Keys Keys
+	// Commands enables the /rest/adhoc gateway.
+	Commands Commands
 	// Sessions enables the session API (/rest/sessions, /rest/users/…) and,
 	// with PusherApps, Pusher's terminate_connections.
-	Sessions   SessionManager
+	Sessions   session.Sessions
 	PusherApps []PusherApp
 	// Audit enables GET /rest/audit.
 	Audit AuditLog
@@ -43,10 +44,9 @@ type Config struct {
 	Rates, AdminRates *limit.Rates
 	// BodyLimit is the largest request body accepted; default 1 MiB.
 	BodyLimit int64
-	// CommandTimeout is every command's deadline; default 10s.
+	// CommandTimeout is the deadline of every call of the API, a command or
+	// a route of the session API; default 10s.
 	CommandTimeout time.Duration
-	// CredentialTTL is how long verified credentials are cached; default 30s.
-	CredentialTTL time.Duration
 	// ReadHeaderTimeout bounds how long a client may take to send headers; default 10s.
 	ReadHeaderTimeout time.Duration
 }
@@ -57,9 +57,6 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.CommandTimeout <= 0 {
 		cfg.CommandTimeout = 10 * time.Second
-	}
-	if cfg.CredentialTTL <= 0 {
-		cfg.CredentialTTL = 30 * time.Second
 	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = 10 * time.Second
@@ -73,7 +70,6 @@ type Server struct {
 	echo       *echo.Echo
 	srv        *http.Server
 	log        zerolog.Logger
-	creds      *credCache
 }
 
 // New builds the router. It serves nothing until Serve is called.
@@ -90,7 +86,6 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 		echo:       e,
 		srv:        &http.Server{Handler: e, ReadHeaderTimeout: cfg.ReadHeaderTimeout},
 		log:        logger.With().Str("component", "http").Logger(),
-		creds:      newCredCache(cfg.CredentialTTL),
 		pusherApps: make(map[string]PusherApp, len(cfg.PusherApps)),
 	}
 	for _, app := range cfg.PusherApps {
@@ -107,24 +102,18 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 			return nil
 		},
 	}))
-	e.GET("/healthz", func(c echo.Context) error {
-		h := health{Status: "ok", Goroutines: runtime.NumGoroutine()}
-		if cfg.SessionCount != nil {
-			h.Sessions = cfg.SessionCount()
-		}
-		return c.JSON(http.StatusOK, h)
-	})
+	e.GET("/healthz", s.health)
 	if cfg.WebSocket != nil {
 		e.GET("/xmpp-websocket", echo.WrapHandler(cfg.WebSocket))
 	}
 	if cfg.Commands != nil && cfg.Accounts != nil {
-		g := e.Group("/rest/adhoc", s.authenticate)
+		g := e.Group("/rest/adhoc", s.withDeadline, s.authenticate)
 		g.GET("/:jid", s.listCommands)
 		g.POST("/:jid", s.executeCommand)
 		g.Match([]string{http.MethodPut, http.MethodPatch, http.MethodDelete}, "/:jid", methodNotAllowed)
 	}
 	if cfg.Sessions != nil && cfg.Accounts != nil {
-		api := e.Group("/rest", jsonAPI, s.authenticate)
+		api := e.Group("/rest", jsonAPI, s.withDeadline, s.authenticate)
 		api.GET("/sessions", s.listSessions)
 		api.GET("/users/:jid/sessions", s.listUserSessions)
 		api.DELETE("/users/:jid/sessions", s.deleteSessions)
@@ -136,7 +125,7 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 		}
 	}
 	if cfg.Sessions != nil && len(cfg.PusherApps) > 0 {
-		e.POST("/apps/:app_id/users/:user_id/terminate_connections", s.terminateConnections)
+		e.POST("/apps/:app_id/users/:user_id/terminate_connections", s.terminateConnections, s.withDeadline)
 	}
 	e.GET("/rest/openapi.json", s.openAPI)
 	return s
@@ -147,6 +136,19 @@ type health struct {
 	Status     string `json:"status"`
 	Sessions   int    `json:"sessions"`
 	Goroutines int    `json:"goroutines"`
+}
+
+// health answers GET /healthz: up, with this node's sessions.
+func (s *Server) health(c echo.Context) error {
+	h := health{Status: "ok", Goroutines: runtime.NumGoroutine()}
+	if s.cfg.Local != nil {
+		counts, err := s.cfg.Local.Count(c.Request().Context(), session.CountRequest{})
+		if err != nil {
+			return err
+		}
+		h.Sessions = counts.Sessions
+	}
+	return c.JSON(http.StatusOK, h)
 }
 
 // Handler returns the router, for tests that drive it with httptest.

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,42 +14,8 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/codec"
+	"github.com/adhocd/adhocd/sessman/session"
 )
-
-// SessionManager runs the session operations of the session API.
-type SessionManager interface {
-	// Sessions returns a page of the sessions of user (a zero JID: of
-	// everyone) in a stable order, and how many there are in all.
-	Sessions(user jid.JID, offset, limit int) (total int, page []Session)
-	// Session returns one session of user.
-	Session(user jid.JID, id string) (Session, bool)
-	// EndSessions ends sessions as req says and returns those it ended.
-	EndSessions(ctx context.Context, req EndRequest) ([]Session, error)
-}
-
-// Session is a bound resource as the API shows it.
-type Session struct {
-	ID         string    `json:"id"`
-	JID        string    `json:"jid"`
-	User       string    `json:"user"`
-	Resource   string    `json:"resource"`
-	Transport  string    `json:"transport"`
-	RemoteAddr string    `json:"remote_addr"`
-	BoundAt    time.Time `json:"bound_at"`
-	LastActive time.Time `json:"last_active"`
-	Presence   string    `json:"presence"`
-}
-
-// EndRequest asks to end sessions of one user.
-type EndRequest struct {
-	User   jid.JID
-	IDs    []string // these sessions
-	All    bool     // every session (IDs ignored)
-	Except string   // with All: keep this one
-	Reason string
-	Block  time.Duration
-	Origin adhoc.Origin
-}
 
 // Paging and bulk limits of the session API.
 const (
@@ -82,8 +47,7 @@ func page(c echo.Context) (offset, limit int, err error) {
 	return offset, limit, nil
 }
 
-// pathUser reads the {jid} path segment as a user's bare JID and checks
-// that the caller may act on it.
+// pathUser reads the {jid} path segment as a user's bare JID.
 func pathUser(c echo.Context) (jid.JID, error) {
 	const notUser = "%q is not a user's bare JID, like user@example.org."
 	raw, user, err := pathJID(c, notUser)
@@ -93,29 +57,12 @@ func pathUser(c echo.Context) (jid.JID, error) {
 	if user.Localpart() == "" || user.Resourcepart() != "" {
 		return jid.JID{}, &adhoc.Error{Condition: stanza.JIDMalformed, Text: fmt.Sprintf(notUser, raw)}
 	}
-	if !callerOf(c).mayActOn(user) {
-		return jid.JID{}, &adhoc.Error{Condition: stanza.Forbidden, Text: "You may only manage your own sessions."}
-	}
 	return user, nil
-}
-
-type sessionList struct {
-	Count int       `json:"count"`
-	Items []Session `json:"items"`
 }
 
 // listSessions answers GET /rest/sessions: every session, for admins.
 func (s *Server) listSessions(c echo.Context) error {
-	who := callerOf(c)
-	if !who.admin {
-		return &adhoc.Error{Condition: stanza.Forbidden, Text: "Only administrators may list every session; use /rest/users/{jid}/sessions."}
-	}
-	offset, limit, err := page(c)
-	if err != nil {
-		return err
-	}
-	total, items := s.cfg.Sessions.Sessions(jid.JID{}, offset, limit)
-	return c.JSON(http.StatusOK, sessionList{Count: total, Items: items})
+	return s.list(c, jid.JID{})
 }
 
 // listUserSessions answers GET /rest/users/{jid}/sessions.
@@ -124,12 +71,19 @@ func (s *Server) listUserSessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return s.list(c, user)
+}
+
+func (s *Server) list(c echo.Context, user jid.JID) error {
 	offset, limit, err := page(c)
 	if err != nil {
 		return err
 	}
-	total, items := s.cfg.Sessions.Sessions(user, offset, limit)
-	return c.JSON(http.StatusOK, sessionList{Count: total, Items: items})
+	p, err := s.cfg.Sessions.List(c.Request().Context(), session.ListRequest{User: user, Offset: offset, Limit: limit, Caller: callerOf(c)})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, p)
 }
 
 // getSession answers GET /rest/users/{jid}/sessions/{id}.
@@ -138,15 +92,11 @@ func (s *Server) getSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sess, ok := s.cfg.Sessions.Session(user, c.Param("id"))
-	if !ok {
-		return errNoSession(user)
+	sess, err := s.cfg.Sessions.Get(c.Request().Context(), session.GetRequest{User: user, ID: c.Param("id"), Caller: callerOf(c)})
+	if err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, sess)
-}
-
-func errNoSession(user jid.JID) error {
-	return &adhoc.Error{Condition: stanza.ItemNotFound, Text: fmt.Sprintf("%s has no session with that id.", user)}
 }
 
 // endOptions is what every delete accepts, in the JSON body or the query.
@@ -183,25 +133,8 @@ func (s *Server) readEndOptions(c echo.Context) (endOptions, error) {
 	return o, nil
 }
 
-func (o endOptions) block() time.Duration {
-	if o.Block == nil {
-		return 0
-	}
-	return time.Duration(*o.Block) * time.Second
-}
-
-// end runs an end request for the caller.
-func (s *Server) end(c echo.Context, user jid.JID, o endOptions, req EndRequest) ([]Session, error) {
-	who := callerOf(c)
-	if who.readOnly {
-		return nil, &adhoc.Error{Condition: stanza.Forbidden, Text: "This API key is read-only."}
-	}
-	req.User, req.Reason, req.Block, req.Origin = user, o.Reason, o.block(), origin(c, who)
-	return s.cfg.Sessions.EndSessions(c.Request().Context(), req)
-}
-
-// endInput reads what every delete takes: the user in the path, whom the
-// caller must be allowed to act on, and the end options.
+// endInput reads what every delete takes: the user in the path and the
+// end options.
 func (s *Server) endInput(c echo.Context) (jid.JID, endOptions, error) {
 	user, err := pathUser(c)
 	if err != nil {
@@ -209,6 +142,15 @@ func (s *Server) endInput(c echo.Context) (jid.JID, endOptions, error) {
 	}
 	o, err := s.readEndOptions(c)
 	return user, o, err
+}
+
+// end asks the session service to end what req selects of user's sessions.
+func (s *Server) end(c echo.Context, user jid.JID, o endOptions, req session.EndRequest) (session.EndResult, error) {
+	req.Users, req.Reason, req.Caller = []jid.JID{user}, o.Reason, callerOf(c)
+	if o.Block != nil {
+		req.Block = time.Duration(*o.Block) * time.Second
+	}
+	return s.cfg.Sessions.End(c.Request().Context(), req)
 }
 
 type endCount struct {
@@ -222,18 +164,20 @@ func (s *Server) deleteSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	id := c.Param("id")
-	if _, ok := s.cfg.Sessions.Session(user, id); !ok {
-		return errNoSession(user)
+	get := session.GetRequest{User: user, ID: c.Param("id"), Caller: callerOf(c)}
+	// An unknown id is 404 before anything is done (or audited).
+	if _, err := s.cfg.Sessions.Get(c.Request().Context(), get); err != nil {
+		return err
 	}
-	ended, err := s.end(c, user, o, EndRequest{IDs: []string{id}})
+	res, err := s.end(c, user, o, session.EndRequest{IDs: []string{get.ID}})
 	if err != nil {
 		return err
 	}
-	if len(ended) == 0 {
-		return errNoSession(user) // it went away on its own meanwhile
+	if len(res.Ended) == 0 {
+		_, err := s.cfg.Sessions.Get(c.Request().Context(), get) // it went away on its own meanwhile: 404
+		return err
 	}
-	return c.JSON(http.StatusOK, ended[0])
+	return c.JSON(http.StatusOK, res.Ended[0])
 }
 
 // deleteSessions answers DELETE /rest/users/{jid}/sessions with
@@ -249,11 +193,11 @@ func (s *Server) deleteSessions(c echo.Context) error {
 	case len(*o.Sessions) > maxBulk:
 		return &adhoc.Error{Condition: stanza.BadRequest, Text: fmt.Sprintf("At most %d sessions per call.", maxBulk)}
 	}
-	ended, err := s.end(c, user, o, EndRequest{IDs: *o.Sessions})
+	res, err := s.end(c, user, o, session.EndRequest{IDs: *o.Sessions})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, endCount{Count: len(ended)})
+	return c.JSON(http.StatusOK, endCount{Count: len(res.Ended)})
 }
 
 // deleteAllSessions answers DELETE /rest/users/{jid}/sessions/all, with
@@ -263,9 +207,9 @@ func (s *Server) deleteAllSessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ended, err := s.end(c, user, o, EndRequest{All: true, Except: c.QueryParam("except")})
+	res, err := s.end(c, user, o, session.EndRequest{All: true, Except: c.QueryParam("except")})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, endCount{Count: len(ended)})
+	return c.JSON(http.StatusOK, endCount{Count: len(res.Ended)})
 }

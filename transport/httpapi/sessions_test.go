@@ -3,14 +3,10 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,81 +16,11 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/sessman"
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/sessman/store"
 	"github.com/adhocd/adhocd/transport/httpapi"
 	"github.com/adhocd/adhocd/transport/limit"
 )
-
-// boundConn stands in for a client connection in the registry: the router
-// tests are about HTTP; the end-to-end tests use real clients.
-type boundConn struct {
-	reg    *sessman.Registry
-	id     string
-	addr   jid.JID
-	mu     sync.Mutex
-	reason string
-}
-
-func (c *boundConn) SessionID() string     { return c.id }
-func (c *boundConn) JID() jid.JID          { return c.addr }
-func (c *boundConn) Transport() string     { return "tcp" }
-func (c *boundConn) RemoteAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 5} }
-func (c *boundConn) BoundAt() time.Time    { return time.Unix(100, 0) }
-func (c *boundConn) LastActive() time.Time { return time.Unix(200, 0) }
-func (c *boundConn) Presence() string      { return "available" }
-func (c *boundConn) Deliver(b []byte) bool { return true }
-func (c *boundConn) Kick(_, text string) {
-	c.mu.Lock()
-	c.reason = text
-	c.mu.Unlock()
-	c.reg.Unbind(c)
-}
-
-// sessionsAdapter is what cmd/adhocd wires: the session API over sessman.
-type sessionsAdapter struct {
-	reg *sessman.Registry
-	mgr *sessman.Manager
-}
-
-func (a sessionsAdapter) Sessions(user jid.JID, offset, limit int) (int, []httpapi.Session) {
-	req := sessman.ListRequest{Offset: offset, Limit: limit}
-	if user.Localpart() != "" {
-		req.User = user.String()
-	}
-	res, _ := a.reg.List(req)
-	out := make([]httpapi.Session, len(res.Items))
-	for i, s := range res.Items {
-		out[i] = httpapi.Session(s)
-	}
-	return res.Count, out
-}
-
-func (a sessionsAdapter) Session(user jid.JID, id string) (httpapi.Session, bool) {
-	s, ok := a.mgr.Session(user, id)
-	return httpapi.Session(s), ok
-}
-
-func (a sessionsAdapter) EndSessions(ctx context.Context, req httpapi.EndRequest) ([]httpapi.Session, error) {
-	res, err := a.mgr.EndSessions(ctx, sessman.EndRequest(req))
-	out := make([]httpapi.Session, len(res.Ended))
-	for i, s := range res.Ended {
-		out[i] = httpapi.Session(s)
-	}
-	return out, err
-}
-
-type keysAdapter struct{ db *store.DB }
-
-func (k keysAdapter) APIKey(ctx context.Context, secret string) (httpapi.APIKey, error) {
-	key, err := k.db.APIKeyBySecret(ctx, secret)
-	switch {
-	case err == nil:
-		return httpapi.APIKey{Name: key.Name, Domain: key.Domain, ReadOnly: key.ReadOnly}, nil
-	case errors.Is(err, store.ErrRevoked):
-		return httpapi.APIKey{}, httpapi.ErrKeyRevoked
-	}
-	return httpapi.APIKey{}, httpapi.ErrBadCredentials
-}
 
 type sessionAPI struct {
 	handler  http.Handler
@@ -107,9 +33,8 @@ type sessionAPI struct {
 
 func newSessionAPI(t *testing.T) *sessionAPI {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "adhocd.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
+	svc := newServices(t)
+	db := svc.db
 	ctx := context.Background()
 	require.NoError(t, db.AddUser(ctx, jid.MustParse("admin@localhost"), "secret", true))
 	require.NoError(t, db.AddUser(ctx, jid.MustParse("alice@localhost"), "alicepw", false))
@@ -118,9 +43,7 @@ func newSessionAPI(t *testing.T) *sessionAPI {
 	writeKey, _, err := db.CreateAPIKey(ctx, "writer", "localhost", false)
 	require.NoError(t, err)
 
-	logger := zerolog.New(zerolog.NewTestWriter(t))
-	reg := sessman.New(sessman.Config{}, logger)
-	mgr := sessman.NewManager(sessman.ManagerConfig{Domain: "localhost"}, reg, db, logger)
+	reg := svc.reg
 	a := &sessionAPI{reg: reg, db: db, conns: map[string]*boundConn{}, readKey: readKey, writeKey: writeKey}
 	for i, addr := range []string{"alice@localhost/a", "alice@localhost/b", "alice@localhost/c", "bob@localhost/x"} {
 		c := &boundConn{reg: reg, id: fmt.Sprintf("s%d", i), addr: jid.MustParse(addr)}
@@ -128,10 +51,9 @@ func newSessionAPI(t *testing.T) *sessionAPI {
 		a.conns[addr] = c
 	}
 	srv := httpapi.New(httpapi.Config{
-		Domain: "localhost", Accounts: &storeAccounts{db: db}, Keys: keysAdapter{db},
-		Sessions: sessionsAdapter{reg: reg, mgr: mgr},
+		Domain: "localhost", Accounts: svc.accounts, Sessions: svc.mgr, Audit: svc.mgr,
 		Failures: limit.NewFailures(3, 100, time.Minute),
-	}, logger)
+	}, zerolog.New(zerolog.NewTestWriter(t)))
 	a.handler = srv.Handler()
 	return a
 }
@@ -227,7 +149,7 @@ func TestSessionAPIStatusesAndPermissions(t *testing.T) {
 			if tc.expectCount >= 0 {
 				assert.Equal(t, tc.expectCount, body["count"])
 			}
-			assert.Equal(t, 4, a.reg.Count(), "nothing was ended")
+			assert.Equal(t, 4, sessionCount(t, a.reg), "nothing was ended")
 		})
 	}
 }
@@ -261,16 +183,17 @@ func TestSessionAPIEnds(t *testing.T) {
 	status, _, body = a.do(t, admin(apiCall{method: "DELETE", path: "/rest/users/alice@localhost/sessions/all?block=60&reason=Locked."}))
 	require.Equal(t, 200, status)
 	assert.Equal(t, float64(1), body["count"])
-	assert.Equal(t, 1, a.reg.Count(), "only bob is left")
+	assert.Equal(t, 1, sessionCount(t, a.reg), "only bob is left")
 	blk, blocked, err := a.db.ActiveBlock(context.Background(), jid.MustParse("alice@localhost"), time.Now())
 	require.NoError(t, err)
 	require.True(t, blocked)
 	assert.Equal(t, "Locked.", blk.Reason)
 
 	// Every end is in the audit, with who and how.
-	total, entries, err := a.db.Audit(context.Background(), store.AuditQuery{})
+	page, err := a.db.Audit(context.Background(), session.AuditQuery{})
 	require.NoError(t, err)
-	assert.Equal(t, 4, total)
+	entries := page.Items
+	assert.Equal(t, 4, page.Count)
 	assert.Equal(t, "apikey:writer", entries[2].Actor)
 	assert.Equal(t, "apikey", entries[2].Auth)
 	assert.NotEmpty(t, entries[0].RequestID)
@@ -286,4 +209,11 @@ func TestFailedLoginsAreThrottled(t *testing.T) {
 	assert.Equal(t, 429, status, "even the right password waits: %v", body)
 	assert.Equal(t, "resource-constraint", body["condition"])
 	assert.NotEmpty(t, header.Get("Retry-After"))
+}
+
+func sessionCount(t *testing.T, reg *sessman.Registry) int {
+	t.Helper()
+	c, err := reg.Count(t.Context(), session.CountRequest{})
+	require.NoError(t, err)
+	return c.Sessions
 }
