@@ -17,7 +17,6 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/sessman"
-	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/sessman/store"
 	"github.com/adhocd/adhocd/transport/c2s"
 	"github.com/adhocd/adhocd/transport/httpapi"
@@ -186,10 +185,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	stopAll := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGracePeriod)
 		defer cancel()
-		_, err := reg.End(sctx, session.EndRequest{Everyone: true, Condition: session.ConditionSystemShutdown, Reason: "The server is shutting down."})
-		if err != nil {
-			log.Warn().Err(err).Msg("sessions did not end in time")
-		}
 		if err := c2sSrv.Close(sctx); err != nil {
 			log.Warn().Err(err).Msg("clients did not close in time")
 		}

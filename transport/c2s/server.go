@@ -56,12 +56,13 @@ func (cfg *Config) setDefaults() {
 }
 
 // Registry is the session registry the listener binds resources in and routes
-// through. *sessman.Registry implements it.
+// through, and ends them with at shutdown. *sessman.Registry implements it.
 type Registry interface {
 	Bind(c session.Conn) error
 	Unbind(c session.Conn)
 	Lookup(full jid.JID) (session.Conn, bool)
 	Resources(user jid.JID) []session.Conn
+	End(ctx context.Context, req session.EndRequest) (session.EndResult, error)
 }
 
 // Deps are what the listener works with.
@@ -179,7 +180,8 @@ func (s *Server) start(nc net.Conn, transport string, remote net.Addr, secure bo
 	return c
 }
 
-// Close stops accepting, ends every session with <system-shutdown/>, and
+// Close stops accepting, ends every bound session with <system-shutdown/>
+// through the registry, hangs up on the connections still negotiating, and
 // waits for every connection goroutine to finish or ctx to expire.
 // It is safe to call more than once.
 func (s *Server) Close(ctx context.Context) error {
@@ -189,14 +191,18 @@ func (s *Server) Close(ctx context.Context) error {
 		_ = ln.Close() // Serve returns ErrServerClosed
 	}
 	s.listeners = map[net.Listener]struct{}{}
+	s.mu.Unlock()
+
+	_, endErr := s.reg.End(ctx, session.EndRequest{Everyone: true, Condition: session.ConditionSystemShutdown,
+		Reason: "The server is shutting down."})
+	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-
 	for _, c := range conns {
-		c.Kick(session.ConditionSystemShutdown, "The server is shutting down.")
+		c.Kick(session.ConditionSystemShutdown, "The server is shutting down.") // those not bound hang up
 	}
 	done := make(chan struct{})
 	go func() {
@@ -205,7 +211,7 @@ func (s *Server) Close(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		return nil
+		return endErr
 	case <-ctx.Done():
 		for _, c := range conns {
 			_ = c.raw.Close()
