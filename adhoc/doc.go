@@ -41,4 +41,14 @@
 // (malformed-action, bad-action, bad-locale, bad-payload, bad-sessionid,
 // session-expired), and a sentence for the requester.
 // [AsError] turns any error into one.
+//
+// # What it owns and imports
+//
+// It owns the XEP-0050 responder and [Caller], who sends a request, as the
+// transports authenticated them: every request carries it to the command,
+// and a component's owner can refuse a caller outright with
+// [Registry.Guard]. It decides nothing about callers itself but what the
+// XEP says: AdminOnly commands are for Caller.Admin.
+// It imports nothing of adhocd (only mellium's jid and stanza): it is the
+// bottom of the import graph.
 package adhoc

@@ -71,4 +71,10 @@
 // migration.
 // Its version is kept in PRAGMA user_version; [Open] applies the migrations a
 // database file has not seen yet.
+//
+// # Imports
+//
+// sessman/session, for the values that leave the package; nothing else of
+// adhocd. Only sessman and the command line (cmd) use it: the transports
+// reach accounts through the accounts service of sessman.
 package store
