@@ -100,13 +100,13 @@ func (m *Manager) Register(r *adhoc.Registry) error {
 }
 
 // End implements session.Sessions for the session API: it ends what req
-// selects, as end does, and audits it as end-sessions.
+// selects, as end does, and audits it as end-sessions; a refused request
+// did nothing and is not audited.
 func (m *Manager) End(ctx context.Context, req session.EndRequest) (session.EndResult, error) {
-	res, err := m.end(ctx, req)
-	var ae *adhoc.Error
-	if errors.As(err, &ae) && ae.Condition != stanza.RemoteServerTimeout {
-		return res, err // refused: nothing was done
+	if err := m.prepareEnd(ctx, req); err != nil {
+		return session.EndResult{}, err
 	}
+	res, err := m.endPrepared(ctx, req)
 	targets := jidStrings(req.Users)
 	for _, s := range res.Ended {
 		targets = append(targets, s.ID)
@@ -121,32 +121,45 @@ func (m *Manager) End(ctx context.Context, req session.EndRequest) (session.EndR
 	return res, err
 }
 
-// end is the one path of every end a caller asks for: it checks that the
-// caller may end the sessions of req.Users and that they are users of this
-// domain, stores the block before anyone is kicked (a client reconnecting
-// at once is already refused), and ends the sessions.
-// An end that runs out of time is remote-server-timeout, with the sessions
-// ended so far.
+// end is the one path of every end a caller asks for, End's and the
+// commands': prepareEnd, then endPrepared.
 func (m *Manager) end(ctx context.Context, req session.EndRequest) (session.EndResult, error) {
+	if err := m.prepareEnd(ctx, req); err != nil {
+		return session.EndResult{}, err
+	}
+	return m.endPrepared(ctx, req)
+}
+
+// prepareEnd checks that the caller may end the sessions of req.Users and
+// that they are users of this domain, and stores the block before anyone
+// is kicked (a client reconnecting at once is already refused). An error
+// means nothing was done.
+func (m *Manager) prepareEnd(ctx context.Context, req session.EndRequest) error {
 	if req.Everyone {
-		return session.EndResult{}, forbidden("Sessions are ended user by user.")
+		return forbidden("Sessions are ended user by user.")
 	}
 	if err := m.authorize(req.Caller, endSessions, req.Users); err != nil {
-		return session.EndResult{}, err
+		return err
 	}
 	for _, u := range req.Users {
 		if err := m.checkUser("user", u); err != nil {
-			return session.EndResult{}, err
+			return err
 		}
 	}
 	if req.Block < 0 || req.Block > session.MaxBlock {
-		return session.EndResult{}, badRequest("A block lasts from 0 to %d seconds.", int(session.MaxBlock.Seconds()))
+		return badRequest("A block lasts from 0 to %d seconds.", int(session.MaxBlock.Seconds()))
 	}
 	if req.Block > 0 {
 		if err := m.accounts.block(ctx, req.Users, time.Now().Add(req.Block), req.Reason); err != nil {
-			return session.EndResult{}, m.storeError(ctx, err, req.Users...)
+			return m.storeError(ctx, err, req.Users...)
 		}
 	}
+	return nil
+}
+
+// endPrepared ends the sessions. One that runs out of time is
+// remote-server-timeout, with the sessions ended so far.
+func (m *Manager) endPrepared(ctx context.Context, req session.EndRequest) (session.EndResult, error) {
 	res, err := m.sessions.End(ctx, req)
 	if errors.Is(err, context.DeadlineExceeded) {
 		return res, notAllEnded(len(res.Ended), err)

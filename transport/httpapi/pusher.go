@@ -66,13 +66,10 @@ func (s *Server) terminateConnections(c echo.Context) error {
 	if err != nil {
 		return pusherError(c, http.StatusBadRequest, "Invalid request: 'user_id' is not a user of "+app.Domain+".")
 	}
-	domain, err := jid.New("", app.Domain, "")
-	if err != nil {
-		return err
-	}
+	// The app is who asks, for its domain: the user's.
 	_, err = s.cfg.Sessions.End(c.Request().Context(), session.EndRequest{
 		Users: []jid.JID{user}, All: true,
-		Caller: adhoc.Caller{JID: domain, Auth: adhoc.AuthPusher, Name: "pusher:" + app.ID, RemoteAddr: c.RealIP(),
+		Caller: adhoc.Caller{JID: user.Domain(), Auth: adhoc.AuthPusher, Name: "pusher:" + app.ID, RemoteAddr: c.RealIP(),
 			RequestID: c.Response().Header().Get(echo.HeaderXRequestID)},
 	})
 	if err != nil {
