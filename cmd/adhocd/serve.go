@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -108,7 +107,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.logLevel)
+	return serve(ctx, cfg, stdout, newLogger(stderr, cfg.logLevel))
+}
+
+// serve builds the server's parts from cfg and starts them in order: the
+// store, the accounts service, the c2s server and its listeners, the HTTP
+// server and its listener.
+// It runs until ctx is done or a listener fails, then stops the parts in
+// reverse order within cfg.shutdownGracePeriod; a failure to start a part
+// stops those already started.
+func serve(ctx context.Context, cfg serveConfig, stdout io.Writer, log zerolog.Logger) error {
+	parts := newLifecycle(log)
+	defer parts.stop(cfg.shutdownGracePeriod)
 
 	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -117,7 +127,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	parts.add("store", func(context.Context) error { return db.Close() })
+
 	accounts := sessman.NewAccounts(sessman.AccountsConfig{Domain: cfg.domain, Admins: cfg.admins}, db, log)
 	if err := ensureAdmin(ctx, accounts, stdout); err != nil {
 		return err
@@ -125,12 +136,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := accounts.Start(ctx); err != nil {
 		return err
 	}
-	defer accounts.Close()
+	parts.add("accounts", func(context.Context) error { accounts.Close(); return nil })
+
 	tlsConfig, err := loadTLS(cfg.certFile, cfg.keyFile, cfg.data, cfg.domain)
 	if err != nil {
 		return err
 	}
-
 	reg := sessman.New(sessman.Config{}, log)
 	manager := sessman.NewManager(sessman.ManagerConfig{Domain: cfg.domain}, reg, accounts, log)
 	commands := adhoc.NewRegistry(adhoc.RegistryConfig{})
@@ -138,6 +149,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	failures := limit.NewDefaultFailures() // HTTP and XMPP logins alike
+
 	c2sSrv := c2s.New(c2s.Config{
 		Domain:             cfg.domain,
 		TLS:                tlsConfig,
@@ -153,6 +165,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Failures: failures,
 		Logger:   log,
 	})
+	// Close ends every bound session with <system-shutdown/>, WebSockets included.
+	if err := parts.serve("c2s", c2sSrv.Close,
+		listener{"c2s", cfg.c2sAddr, func(ln net.Listener) error { return c2sSrv.Serve(ln, false) }},
+		listener{"c2s-tls", cfg.c2sTLSAddr, func(ln net.Listener) error { return c2sSrv.Serve(ln, true) }},
+	); err != nil {
+		return err
+	}
+
 	httpSrv := httpapi.New(httpapi.Config{
 		Domain:         cfg.domain,
 		WebSocket:      c2sSrv.WebSocketHandler(),
@@ -168,57 +188,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		BodyLimit:      cfg.bodyLimit,
 		CommandTimeout: cfg.commandTimeout,
 	}, log)
+	// Shutdown waits for the requests in flight; it stops before c2s, so
+	// that they still find the sessions they act on.
+	if err := parts.serve("http", httpSrv.Shutdown, listener{"http", cfg.httpAddr, httpSrv.Serve}); err != nil {
+		return err
+	}
 
-	errc := make(chan error, 3)
-	listen := func(component, addr string, serve func(net.Listener) error) error {
-		if addr == "" {
-			return nil
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("%s: %w", component, err)
-		}
-		log.Info().Str("component", component).Str("listen_addr", ln.Addr().String()).Msg("listening")
-		go func() { errc <- serve(ln) }()
-		return nil
-	}
-	stopAll := func() {
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGracePeriod)
-		defer cancel()
-		if err := c2sSrv.Close(sctx); err != nil {
-			log.Warn().Err(err).Msg("clients did not close in time")
-		}
-		if err := httpSrv.Shutdown(sctx); err != nil {
-			log.Warn().Err(err).Msg("http requests did not finish in time")
-		}
-	}
-	for _, l := range []struct {
-		component, addr string
-		serve           func(net.Listener) error
-	}{
-		{"c2s", cfg.c2sAddr, func(ln net.Listener) error { return c2sSrv.Serve(ln, false) }},
-		{"c2s-tls", cfg.c2sTLSAddr, func(ln net.Listener) error { return c2sSrv.Serve(ln, true) }},
-		{"http", cfg.httpAddr, httpSrv.Serve},
-	} {
-		if err := listen(l.component, l.addr, l.serve); err != nil {
-			stopAll()
-			return err
-		}
-	}
 	log.Info().Str("component", "adhocd").Msg("started")
-
-	select {
-	case <-ctx.Done():
-		log.Info().Str("component", "adhocd").Msg("shutting down")
-		err = nil
-	case err = <-errc:
-		log.Error().Err(err).Msg("a listener failed, shutting down")
-	}
-	stopAll()
-	if errors.Is(err, c2s.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	return parts.wait(ctx)
 }
 
 // newLogger logs JSON lines, or readable lines when stderr is a terminal.
