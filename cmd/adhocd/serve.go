@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -22,7 +23,8 @@ import (
 	"github.com/adhocd/adhocd/transport/limit"
 )
 
-// serveConfig is everything `adhocd serve` takes from flags and environment.
+// serveConfig is everything `adhocd serve` takes from flags, environment
+// and config file.
 type serveConfig struct {
 	domain, data        string
 	c2sAddr, c2sTLSAddr string
@@ -43,63 +45,104 @@ type serveConfig struct {
 	adminRate           float64
 }
 
-func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
-	fs := newFlagSet("serve", "adhocd serve [flags]")
-	fs.SetOutput(stderr)
-	var cfg serveConfig
+// serveFlags are the flags of `adhocd serve` as given, before parseServe
+// checks them into a serveConfig.
+type serveFlags struct {
+	cfg    serveConfig
+	admins commaList
+	level  string
+	pusher stringList
+}
+
+// defineServeFlags defines the flags of `adhocd serve` on fs.
+func defineServeFlags(fs *flag.FlagSet, f *serveFlags) {
+	cfg := &f.cfg
 	fs.StringVar(&cfg.domain, "domain", "localhost", "the XMPP domain served")
 	fs.StringVar(&cfg.data, "data", "./data", "data directory: database and generated certificate")
 	fs.StringVar(&cfg.c2sAddr, "c2s", ":5222", "client listen address, STARTTLS required; empty disables")
 	fs.StringVar(&cfg.c2sTLSAddr, "c2s-tls", ":5223", "client listen address with direct TLS (XEP-0368); empty disables")
 	fs.StringVar(&cfg.httpAddr, "http", "127.0.0.1:5280", "HTTP listen address: WebSocket at /xmpp-websocket, health at /healthz")
-	admins := fs.String("admins", "", "comma-separated JIDs that are admins besides the accounts marked admin")
+	fs.Var(&f.admins, "admins", "comma-separated JIDs that are admins besides the accounts marked admin")
 	fs.StringVar(&cfg.certFile, "cert", "", "TLS certificate chain (PEM); default: a self-signed one made in the data directory")
 	fs.StringVar(&cfg.keyFile, "key", "", "TLS private key (PEM) for --cert")
-	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Int64Var(&cfg.maxStanza, "max-stanza", 256<<10, "largest stanza a client may send, in bytes; over it the stream ends with <policy-violation/>")
 	fs.DurationVar(&cfg.negotiationTimeout, "negotiation-timeout", 30*time.Second, "time a client has from connecting to binding a resource")
 	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", 5*time.Minute, "silence after which a client is pinged (and dropped if it stays silent 30s more)")
 	fs.DurationVar(&cfg.writeTimeout, "write-timeout", 10*time.Second, "a client that does not read for this long is dropped")
 	fs.DurationVar(&cfg.commandTimeout, "command-timeout", 10*time.Second, "deadline of every ad-hoc command, over HTTP or in-band")
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "largest HTTP request body accepted, in bytes (413 over it)")
-	var pusher stringList
-	fs.Var(&pusher, "pusher-app", "a Pusher-compatible app, id:key:secret:domain (repeatable; comma-separated in the environment)")
+	fs.Var(&f.pusher, "pusher-app", "a Pusher-compatible app, id:key:secret:domain (repeatable; comma-separated in the environment)")
 	fs.Float64Var(&cfg.callerRate, "rate", 10, "requests per second allowed to each account that is not an admin and to each API key (0: unlimited)")
 	fs.IntVar(&cfg.callerBurst, "rate-burst", 20, "burst of requests allowed above --rate")
 	fs.Float64Var(&cfg.adminRate, "admin-rate", 0, "requests per second allowed to each admin account (0: unlimited)")
 	fs.DurationVar(&cfg.shutdownGracePeriod, "shutdown-timeout", 5*time.Second, "time given to clients to close at shutdown")
-	if err := parseFlags(fs, args); err != nil {
+}
+
+func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
+	fs := newFlagSet("serve", "adhocd serve [flags]")
+	fs.SetOutput(stderr)
+	var f serveFlags
+	defineServeFlags(fs, &f)
+	positional, err := parseFlags(fs, "serve", args, false)
+	cfg := f.cfg
+	if err != nil {
 		return cfg, err
 	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	if len(positional) > 0 {
+		return cfg, fmt.Errorf("serve: unexpected argument %q", positional[0])
 	}
-	d, err := jid.Parse(cfg.domain)
-	if err != nil || d.Localpart() != "" || d.Resourcepart() != "" {
-		return cfg, fmt.Errorf("serve: --domain %q is not a domain name", cfg.domain)
+	if cfg.domain, err = parseDomain(cfg.domain); err != nil {
+		return cfg, fmt.Errorf("serve: --domain %w", err)
 	}
-	cfg.domain = d.Domainpart()
-	for _, a := range strings.Split(*admins, ",") {
+	for _, a := range strings.Split(string(f.admins), ",") {
 		if a = strings.TrimSpace(a); a == "" {
 			continue
 		}
-		j, err := jid.Parse(a)
-		if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
-			return cfg, fmt.Errorf("serve: --admins: %q is not a bare JID like admin@%s", a, cfg.domain)
+		j, err := parseAdmin(a, cfg.domain)
+		if err != nil {
+			return cfg, fmt.Errorf("serve: --admins: %w", err)
 		}
 		cfg.admins = append(cfg.admins, j)
 	}
-	for _, spec := range pusher {
+	for _, spec := range f.pusher {
 		app, err := parsePusherApp(spec, cfg.domain)
 		if err != nil {
 			return cfg, fmt.Errorf("serve: --pusher-app: %w", err)
 		}
 		cfg.pusherApps = append(cfg.pusherApps, app)
 	}
-	if cfg.logLevel, err = zerolog.ParseLevel(*level); err != nil || *level == "" {
-		return cfg, fmt.Errorf("serve: --log-level %q: want debug, info, warn or error", *level)
+	if cfg.logLevel, err = parseLevel(f.level); err != nil {
+		return cfg, fmt.Errorf("serve: --log-level %w", err)
 	}
 	return cfg, nil
+}
+
+// parseDomain returns the domainpart of s, a domain name.
+func parseDomain(s string) (string, error) {
+	d, err := jid.Parse(s)
+	if err != nil || d.Localpart() != "" || d.Resourcepart() != "" || d.Domainpart() == "" {
+		return "", fmt.Errorf("%q is not a domain name", s)
+	}
+	return d.Domainpart(), nil
+}
+
+// parseAdmin parses one JID of --admins: a bare JID with a user part.
+func parseAdmin(s, domain string) (jid.JID, error) {
+	j, err := jid.Parse(s)
+	if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+		return jid.JID{}, fmt.Errorf("%q is not a bare JID like admin@%s", s, domain)
+	}
+	return j, nil
+}
+
+// parseLevel parses --log-level.
+func parseLevel(s string) (zerolog.Level, error) {
+	level, err := zerolog.ParseLevel(s)
+	if err != nil || s == "" {
+		return level, fmt.Errorf("%q: want debug, info, warn or error", s)
+	}
+	return level, nil
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -220,20 +263,6 @@ func ensureAdmin(ctx context.Context, accounts *sessman.Accounts, stdout io.Writ
 		fmt.Fprintf(stdout, "Created admin account %s with password %s (shown once).\n", admin, generated)
 	default:
 		fmt.Fprintf(stdout, "Admin account %s is ready.\n", admin)
-	}
-	return nil
-}
-
-// stringList is a repeatable flag; from the environment, commas separate.
-type stringList []string
-
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-
-func (l *stringList) Set(v string) error {
-	for _, part := range strings.Split(v, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			*l = append(*l, part)
-		}
 	}
 	return nil
 }
