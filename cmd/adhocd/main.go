@@ -1,8 +1,3 @@
-// Command adhocd is an XMPP session manager with an HTTP gateway for
-// XEP-0050 ad-hoc commands.
-//
-//	adhocd serve [flags]      run the server
-//	adhocd user <cmd> [flags] manage accounts offline
 package main
 
 import (
