@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -48,12 +49,13 @@ func apikeySynopsis(sub string) (string, bool) {
 
 // apikeyOptions are the flags and the argument of one `adhocd apikey` run.
 type apikeyOptions struct {
-	sub      string // the subcommand
-	data     string // data directory
-	name     string
-	domain   string // canonical, for create
-	readOnly bool
-	id       string // for revoke
+	sub        string // the subcommand
+	data       string // data directory
+	name       string
+	domain     string // canonical, for create
+	domainFlag string // --domain as given
+	readOnly   bool
+	id         string // for revoke
 }
 
 // runAPIKey runs `adhocd apikey <create|list|revoke> [flags] [ID]`.
@@ -86,22 +88,16 @@ func runAPIKey(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 // parseAPIKey parses the flags and the ID of subcommand sub, letting flags
 // come before and after the ID.
 func parseAPIKey(sub string, args []string, stderr io.Writer) (apikeyOptions, error) {
-	opts := apikeyOptions{sub: sub}
 	synopsis, ok := apikeySynopsis(sub)
 	if !ok {
 		fmt.Fprint(stderr, apikeyUsage)
-		return opts, fmt.Errorf("apikey: unknown command %q (create, list, revoke)", sub)
+		return apikeyOptions{sub: sub}, fmt.Errorf("apikey: unknown command %q (create, list, revoke)", sub)
 	}
 	fs := newFlagSet("apikey "+sub, synopsis)
 	fs.SetOutput(stderr)
-	fs.StringVar(&opts.data, "data", "./data", "data directory; the database is DIR/adhocd.db")
-	var domain string
-	if sub == "create" {
-		fs.StringVar(&opts.name, "name", "", "the key's name: 1 to 64 printable characters, unique among active keys")
-		fs.StringVar(&domain, "domain", "localhost", "the XMPP domain the key acts on")
-		fs.BoolVar(&opts.readOnly, "read-only", false, "the key can list but not change anything")
-	}
-	positional, err := parseInterspersed(fs, args)
+	opts := apikeyOptions{sub: sub}
+	defineAPIKeyFlags(fs, &opts)
+	positional, err := parseFlags(fs, "apikey "+sub, args, true)
 	if err != nil {
 		return opts, fmt.Errorf("apikey %s: %w", sub, err)
 	}
@@ -114,7 +110,7 @@ func parseAPIKey(sub string, args []string, stderr io.Writer) (apikeyOptions, er
 		if opts.name == "" {
 			return opts, fmt.Errorf("apikey create: missing --name (%s)", synopsis)
 		}
-		served, err := servedDomains(domain)
+		served, err := servedDomains(opts.domainFlag)
 		if err != nil {
 			return opts, fmt.Errorf("apikey create: %w", err)
 		}
@@ -135,6 +131,16 @@ func parseAPIKey(sub string, args []string, stderr io.Writer) (apikeyOptions, er
 		opts.id = positional[0]
 	}
 	return opts, nil
+}
+
+// defineAPIKeyFlags defines the flags of `adhocd apikey <opts.sub>` on fs.
+func defineAPIKeyFlags(fs *flag.FlagSet, opts *apikeyOptions) {
+	fs.StringVar(&opts.data, "data", "./data", "data directory; the database is DIR/adhocd.db")
+	if opts.sub == "create" {
+		fs.StringVar(&opts.name, "name", "", "the key's name: 1 to 64 printable characters, unique among active keys")
+		fs.StringVar(&opts.domainFlag, "domain", "localhost", "the XMPP domain the key acts on")
+		fs.BoolVar(&opts.readOnly, "read-only", false, "the key can list but not change anything")
+	}
 }
 
 // openStore opens the database of the data directory for command cmd (for

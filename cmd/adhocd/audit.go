@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -53,9 +54,28 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // parseAudit parses the flags of `adhocd audit`.
 func parseAudit(args []string, stderr io.Writer) (auditOptions, error) {
-	var opts auditOptions
 	fs := newFlagSet("audit", auditSynopsis)
 	fs.SetOutput(stderr)
+	var opts auditOptions
+	defineAuditFlags(fs, &opts)
+	positional, err := parseFlags(fs, "audit", args, false)
+	if err != nil {
+		return opts, fmt.Errorf("audit: %w", err)
+	}
+	if len(positional) > 0 {
+		return opts, fmt.Errorf("audit: unexpected argument %q (%s)", positional[0], auditSynopsis)
+	}
+	if err := checkAuditLimit(opts.query.Limit); err != nil {
+		return opts, fmt.Errorf("audit: --limit %w", err)
+	}
+	if err := checkAuditOffset(opts.query.Offset); err != nil {
+		return opts, fmt.Errorf("audit: --offset %w", err)
+	}
+	return opts, nil
+}
+
+// defineAuditFlags defines the flags of `adhocd audit` on fs.
+func defineAuditFlags(fs *flag.FlagSet, opts *auditOptions) {
 	fs.StringVar(&opts.data, "data", "./data", "data directory; the database is DIR/adhocd.db")
 	fs.IntVar(&opts.query.Limit, "limit", session.DefaultAuditLimit,
 		fmt.Sprintf("the most entries to print, 1 to %d", session.MaxAuditLimit))
@@ -63,18 +83,22 @@ func parseAudit(args []string, stderr io.Writer) (auditOptions, error) {
 	fs.StringVar(&opts.query.Actor, "actor", "", "only the entries of this actor (admin@localhost, apikey:<name>, cli, ...)")
 	fs.StringVar(&opts.query.Target, "target", "", "only the entries with this target (a JID, session id or key id)")
 	fs.BoolVar(&opts.asJSON, "json", false, "print one JSON object a line, with every field")
-	if err := parseFlags(fs, args); err != nil {
-		return opts, fmt.Errorf("audit: %w", err)
+}
+
+// checkAuditLimit checks --limit.
+func checkAuditLimit(n int) error {
+	if n < 1 || n > session.MaxAuditLimit {
+		return fmt.Errorf("%d: want 1 to %d", n, session.MaxAuditLimit)
 	}
-	switch {
-	case fs.NArg() > 0:
-		return opts, fmt.Errorf("audit: unexpected argument %q (%s)", fs.Arg(0), auditSynopsis)
-	case opts.query.Limit < 1 || opts.query.Limit > session.MaxAuditLimit:
-		return opts, fmt.Errorf("audit: --limit %d: want 1 to %d", opts.query.Limit, session.MaxAuditLimit)
-	case opts.query.Offset < 0:
-		return opts, fmt.Errorf("audit: --offset %d: want 0 or more", opts.query.Offset)
+	return nil
+}
+
+// checkAuditOffset checks --offset.
+func checkAuditOffset(n int) error {
+	if n < 0 {
+		return fmt.Errorf("%d: want 0 or more", n)
 	}
-	return opts, nil
+	return nil
 }
 
 // printAudit prints entries as tab-separated lines (time, actor, auth,

@@ -118,6 +118,7 @@ func userAdd(t *testing.T, dir, user, password string) {
 type daemon struct {
 	cmd    *exec.Cmd
 	dir    string
+	domain string
 	addrs  map[string]string // listener component (c2s, c2s-tls, http) -> address
 	exited chan struct{}     // closed once the process has exited and its output is drained
 }
@@ -135,13 +136,20 @@ func startDaemonWith(t *testing.T, dir string, extra ...string) *daemon {
 	t.Helper()
 	args := append([]string{"serve", "--data", dir,
 		"--c2s", "127.0.0.1:0", "--c2s-tls", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "debug"}, extra...)
+	return startDaemonArgs(t, dir, "localhost", args...)
+}
+
+// startDaemonArgs runs `adhocd args...`, which must serve domain with its
+// data in dir, on loopback port 0, and log at info level or below.
+func startDaemonArgs(t *testing.T, dir, domain string, args ...string) *daemon {
+	t.Helper()
 	cmd := exec.Command(adhocdBinary(t), args...)
 	cmd.Env = childEnv("ADHOCD_ADMIN_PASSWORD=" + e2eAdminPassword)
 	cmd.Stdout = testLogWriter{t, "adhocd stdout"}
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	d := &daemon{cmd: cmd, dir: dir, exited: make(chan struct{})}
+	d := &daemon{cmd: cmd, dir: dir, domain: domain, exited: make(chan struct{})}
 
 	started := make(chan map[string]string, 1)
 	drained := make(chan struct{})
@@ -179,7 +187,7 @@ func startDaemonWith(t *testing.T, dir string, extra ...string) *daemon {
 	select {
 	case d.addrs = <-started:
 	case <-d.exited:
-		t.Fatalf("adhocd serve %s exited before it started: %s", strings.Join(extra, " "), cmd.ProcessState)
+		t.Fatalf("adhocd %s exited before it started: %s", strings.Join(args, " "), cmd.ProcessState)
 	case <-time.After(30 * time.Second):
 		t.Fatal("adhocd serve did not log \"started\" within 30s")
 	}
@@ -215,7 +223,7 @@ func (d *daemon) clientTLS(t *testing.T) *tls.Config {
 	require.NoError(t, err)
 	pool := x509.NewCertPool()
 	require.True(t, pool.AppendCertsFromPEM(pem), "cert.pem holds no certificate")
-	return &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	return &tls.Config{RootCAs: pool, ServerName: d.domain, MinVersion: tls.VersionTLS12}
 }
 
 // login opens a mellium client session over STARTTLS (on the c2s port) or

@@ -7,10 +7,15 @@ import (
 	"strings"
 )
 
-// newFlagSet returns a flag set whose usage text lists every flag with the
-// environment variable that also sets it.
+// precedence is the usage texts' rule of which setting wins.
+const precedence = `A flag on the command line wins over its ADHOCD_* environment variable,
+the variable over the --config file, the file over the default.`
+
+// newFlagSet returns a flag set with --config, whose usage text lists every
+// flag with the environment variable that also sets it.
 func newFlagSet(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.String("config", "", `YAML file of settings whose keys are the flag names (domain: example.org); empty: none`)
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "Usage: %s\n\n", synopsis)
@@ -21,6 +26,7 @@ func newFlagSet(name, synopsis string) *flag.FlagSet {
 			}
 			fmt.Fprintln(out, ")")
 		})
+		fmt.Fprintf(out, "\n%s\n", precedence)
 	}
 	return fs
 }
@@ -30,17 +36,33 @@ func envName(flagName string) string {
 	return "ADHOCD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parseFlags applies ADHOCD_* environment variables to the flags that were not
-// given on the command line, so that flags override the environment.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
+// parseFlags sets the flags of fs, made by newFlagSet for command cmd
+// ("serve", "user add": see commandFlags), from args, then from the ADHOCD_*
+// environment and the --config file for the flags not on the command line.
+// It returns the arguments; with interspersed, flags may also come after
+// them (`user add alice@x --admin`).
+func parseFlags(fs *flag.FlagSet, cmd string, args []string, interspersed bool) ([]string, error) {
+	var positional []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			return nil, err
+		}
+		if !interspersed || fs.NArg() == 0 {
+			positional = append(positional, fs.Args()...)
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+
+	if err := applyConfigFile(fs, cmd, onCommandLine); err != nil {
+		return nil, err
+	}
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
+		if onCommandLine[f.Name] || err != nil {
 			return
 		}
 		if v, ok := os.LookupEnv(envName(f.Name)); ok {
@@ -49,22 +71,39 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			}
 		}
 	})
-	return err
+	return positional, err
 }
 
-// parseInterspersed is parseFlags for commands whose flags may come before
-// and after their arguments (`user add alice@x --admin`); it returns the
-// arguments.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for rest := args; ; {
-		if err := parseFlags(fs, rest); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return positional, nil
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
+// configPath is the --config flag, or else ADHOCD_CONFIG, and how it was
+// given, for messages.
+func configPath(fs *flag.FlagSet, onCommandLine map[string]bool) (path, from string) {
+	if onCommandLine["config"] {
+		return fs.Lookup("config").Value.String(), "--config"
 	}
+	return os.Getenv(envName("config")), envName("config")
+}
+
+// stringList is a repeatable flag; from the environment, commas separate.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
+		}
+	}
+	return nil
+}
+
+// commaList is a comma-separated flag; the last one given counts.
+// Unlike a string flag, a config file may write it as a YAML list.
+type commaList string
+
+func (l *commaList) String() string { return string(*l) }
+
+func (l *commaList) Set(v string) error {
+	*l = commaList(v)
+	return nil
 }

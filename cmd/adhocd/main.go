@@ -1,8 +1,3 @@
-// Command adhocd is an XMPP session manager with an HTTP gateway for
-// XEP-0050 ad-hoc commands.
-//
-//	adhocd serve [flags]      run the server
-//	adhocd user <cmd> [flags] manage accounts offline
 package main
 
 import (
@@ -26,8 +21,10 @@ Commands:
 
 Run 'adhocd <command> --help' for the flags of a command.
 Every flag can also be set with an ADHOCD_* environment variable
-(--c2s-tls is ADHOCD_C2S_TLS); a flag on the command line wins.
-`
+(--c2s-tls is ADHOCD_C2S_TLS) or in the YAML file that --config FILE or
+ADHOCD_CONFIG names, whose keys are the flag names (c2s-tls: ":5223").
+One file serves every command: each ignores serve's keys it does not take.
+` + precedence + "\n"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

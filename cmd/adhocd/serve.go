@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -23,7 +23,8 @@ import (
 	"github.com/adhocd/adhocd/transport/limit"
 )
 
-// serveConfig is everything `adhocd serve` takes from flags and environment.
+// serveConfig is everything `adhocd serve` takes from flags, environment
+// and config file.
 type serveConfig struct {
 	domain, data        string
 	c2sAddr, c2sTLSAddr string
@@ -44,63 +45,104 @@ type serveConfig struct {
 	adminRate           float64
 }
 
-func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
-	fs := newFlagSet("serve", "adhocd serve [flags]")
-	fs.SetOutput(stderr)
-	var cfg serveConfig
+// serveFlags are the flags of `adhocd serve` as given, before parseServe
+// checks them into a serveConfig.
+type serveFlags struct {
+	cfg    serveConfig
+	admins commaList
+	level  string
+	pusher stringList
+}
+
+// defineServeFlags defines the flags of `adhocd serve` on fs.
+func defineServeFlags(fs *flag.FlagSet, f *serveFlags) {
+	cfg := &f.cfg
 	fs.StringVar(&cfg.domain, "domain", "localhost", "the XMPP domain served")
 	fs.StringVar(&cfg.data, "data", "./data", "data directory: database and generated certificate")
 	fs.StringVar(&cfg.c2sAddr, "c2s", ":5222", "client listen address, STARTTLS required; empty disables")
 	fs.StringVar(&cfg.c2sTLSAddr, "c2s-tls", ":5223", "client listen address with direct TLS (XEP-0368); empty disables")
 	fs.StringVar(&cfg.httpAddr, "http", "127.0.0.1:5280", "HTTP listen address: WebSocket at /xmpp-websocket, health at /healthz")
-	admins := fs.String("admins", "", "comma-separated JIDs that are admins besides the accounts marked admin")
+	fs.Var(&f.admins, "admins", "comma-separated JIDs that are admins besides the accounts marked admin")
 	fs.StringVar(&cfg.certFile, "cert", "", "TLS certificate chain (PEM); default: a self-signed one made in the data directory")
 	fs.StringVar(&cfg.keyFile, "key", "", "TLS private key (PEM) for --cert")
-	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Int64Var(&cfg.maxStanza, "max-stanza", 256<<10, "largest stanza a client may send, in bytes; over it the stream ends with <policy-violation/>")
 	fs.DurationVar(&cfg.negotiationTimeout, "negotiation-timeout", 30*time.Second, "time a client has from connecting to binding a resource")
 	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", 5*time.Minute, "silence after which a client is pinged (and dropped if it stays silent 30s more)")
 	fs.DurationVar(&cfg.writeTimeout, "write-timeout", 10*time.Second, "a client that does not read for this long is dropped")
 	fs.DurationVar(&cfg.commandTimeout, "command-timeout", 10*time.Second, "deadline of every ad-hoc command, over HTTP or in-band")
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "largest HTTP request body accepted, in bytes (413 over it)")
-	var pusher stringList
-	fs.Var(&pusher, "pusher-app", "a Pusher-compatible app, id:key:secret:domain (repeatable; comma-separated in the environment)")
+	fs.Var(&f.pusher, "pusher-app", "a Pusher-compatible app, id:key:secret:domain (repeatable; comma-separated in the environment)")
 	fs.Float64Var(&cfg.callerRate, "rate", 10, "requests per second allowed to each account that is not an admin and to each API key (0: unlimited)")
 	fs.IntVar(&cfg.callerBurst, "rate-burst", 20, "burst of requests allowed above --rate")
 	fs.Float64Var(&cfg.adminRate, "admin-rate", 0, "requests per second allowed to each admin account (0: unlimited)")
 	fs.DurationVar(&cfg.shutdownGracePeriod, "shutdown-timeout", 5*time.Second, "time given to clients to close at shutdown")
-	if err := parseFlags(fs, args); err != nil {
+}
+
+func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
+	fs := newFlagSet("serve", "adhocd serve [flags]")
+	fs.SetOutput(stderr)
+	var f serveFlags
+	defineServeFlags(fs, &f)
+	positional, err := parseFlags(fs, "serve", args, false)
+	cfg := f.cfg
+	if err != nil {
 		return cfg, err
 	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	if len(positional) > 0 {
+		return cfg, fmt.Errorf("serve: unexpected argument %q", positional[0])
 	}
-	d, err := jid.Parse(cfg.domain)
-	if err != nil || d.Localpart() != "" || d.Resourcepart() != "" {
-		return cfg, fmt.Errorf("serve: --domain %q is not a domain name", cfg.domain)
+	if cfg.domain, err = parseDomain(cfg.domain); err != nil {
+		return cfg, fmt.Errorf("serve: --domain %w", err)
 	}
-	cfg.domain = d.Domainpart()
-	for _, a := range strings.Split(*admins, ",") {
+	for _, a := range strings.Split(string(f.admins), ",") {
 		if a = strings.TrimSpace(a); a == "" {
 			continue
 		}
-		j, err := jid.Parse(a)
-		if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
-			return cfg, fmt.Errorf("serve: --admins: %q is not a bare JID like admin@%s", a, cfg.domain)
+		j, err := parseAdmin(a, cfg.domain)
+		if err != nil {
+			return cfg, fmt.Errorf("serve: --admins: %w", err)
 		}
 		cfg.admins = append(cfg.admins, j)
 	}
-	for _, spec := range pusher {
+	for _, spec := range f.pusher {
 		app, err := parsePusherApp(spec, cfg.domain)
 		if err != nil {
 			return cfg, fmt.Errorf("serve: --pusher-app: %w", err)
 		}
 		cfg.pusherApps = append(cfg.pusherApps, app)
 	}
-	if cfg.logLevel, err = zerolog.ParseLevel(*level); err != nil || *level == "" {
-		return cfg, fmt.Errorf("serve: --log-level %q: want debug, info, warn or error", *level)
+	if cfg.logLevel, err = parseLevel(f.level); err != nil {
+		return cfg, fmt.Errorf("serve: --log-level %w", err)
 	}
 	return cfg, nil
+}
+
+// parseDomain returns the domainpart of s, a domain name.
+func parseDomain(s string) (string, error) {
+	d, err := jid.Parse(s)
+	if err != nil || d.Localpart() != "" || d.Resourcepart() != "" || d.Domainpart() == "" {
+		return "", fmt.Errorf("%q is not a domain name", s)
+	}
+	return d.Domainpart(), nil
+}
+
+// parseAdmin parses one JID of --admins: a bare JID with a user part.
+func parseAdmin(s, domain string) (jid.JID, error) {
+	j, err := jid.Parse(s)
+	if err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+		return jid.JID{}, fmt.Errorf("%q is not a bare JID like admin@%s", s, domain)
+	}
+	return j, nil
+}
+
+// parseLevel parses --log-level.
+func parseLevel(s string) (zerolog.Level, error) {
+	level, err := zerolog.ParseLevel(s)
+	if err != nil || s == "" {
+		return level, fmt.Errorf("%q: want debug, info, warn or error", s)
+	}
+	return level, nil
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -108,7 +150,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.logLevel)
+	return serve(ctx, cfg, stdout, newLogger(stderr, cfg.logLevel))
+}
+
+// serve builds the server's parts from cfg and starts them in order: the
+// store, the accounts service, the c2s server and its listeners, the HTTP
+// server and its listener.
+// It runs until ctx is done or a listener fails, then stops the parts in
+// reverse order within cfg.shutdownGracePeriod; a failure to start a part
+// stops those already started.
+func serve(ctx context.Context, cfg serveConfig, stdout io.Writer, log zerolog.Logger) error {
+	parts := newLifecycle(log)
+	defer parts.stop(cfg.shutdownGracePeriod)
 
 	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -117,7 +170,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	parts.add("store", func(context.Context) error { return db.Close() })
+
 	accounts := sessman.NewAccounts(sessman.AccountsConfig{Domain: cfg.domain, Admins: cfg.admins}, db, log)
 	if err := ensureAdmin(ctx, accounts, stdout); err != nil {
 		return err
@@ -125,12 +179,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := accounts.Start(ctx); err != nil {
 		return err
 	}
-	defer accounts.Close()
+	parts.add("accounts", func(context.Context) error { accounts.Close(); return nil })
+
 	tlsConfig, err := loadTLS(cfg.certFile, cfg.keyFile, cfg.data, cfg.domain)
 	if err != nil {
 		return err
 	}
-
 	reg := sessman.New(sessman.Config{}, log)
 	manager := sessman.NewManager(sessman.ManagerConfig{Domain: cfg.domain}, reg, accounts, log)
 	commands := adhoc.NewRegistry(adhoc.RegistryConfig{})
@@ -138,6 +192,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	failures := limit.NewDefaultFailures() // HTTP and XMPP logins alike
+
 	c2sSrv := c2s.New(c2s.Config{
 		Domain:             cfg.domain,
 		TLS:                tlsConfig,
@@ -153,6 +208,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Failures: failures,
 		Logger:   log,
 	})
+	// Close ends every bound session with <system-shutdown/>, WebSockets included.
+	if err := parts.serve("c2s", c2sSrv.Close,
+		listener{"c2s", cfg.c2sAddr, func(ln net.Listener) error { return c2sSrv.Serve(ln, false) }},
+		listener{"c2s-tls", cfg.c2sTLSAddr, func(ln net.Listener) error { return c2sSrv.Serve(ln, true) }},
+	); err != nil {
+		return err
+	}
+
 	httpSrv := httpapi.New(httpapi.Config{
 		Domain:         cfg.domain,
 		WebSocket:      c2sSrv.WebSocketHandler(),
@@ -168,57 +231,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		BodyLimit:      cfg.bodyLimit,
 		CommandTimeout: cfg.commandTimeout,
 	}, log)
+	// Shutdown waits for the requests in flight; it stops before c2s, so
+	// that they still find the sessions they act on.
+	if err := parts.serve("http", httpSrv.Shutdown, listener{"http", cfg.httpAddr, httpSrv.Serve}); err != nil {
+		return err
+	}
 
-	errc := make(chan error, 3)
-	listen := func(component, addr string, serve func(net.Listener) error) error {
-		if addr == "" {
-			return nil
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("%s: %w", component, err)
-		}
-		log.Info().Str("component", component).Str("listen_addr", ln.Addr().String()).Msg("listening")
-		go func() { errc <- serve(ln) }()
-		return nil
-	}
-	stopAll := func() {
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGracePeriod)
-		defer cancel()
-		if err := c2sSrv.Close(sctx); err != nil {
-			log.Warn().Err(err).Msg("clients did not close in time")
-		}
-		if err := httpSrv.Shutdown(sctx); err != nil {
-			log.Warn().Err(err).Msg("http requests did not finish in time")
-		}
-	}
-	for _, l := range []struct {
-		component, addr string
-		serve           func(net.Listener) error
-	}{
-		{"c2s", cfg.c2sAddr, func(ln net.Listener) error { return c2sSrv.Serve(ln, false) }},
-		{"c2s-tls", cfg.c2sTLSAddr, func(ln net.Listener) error { return c2sSrv.Serve(ln, true) }},
-		{"http", cfg.httpAddr, httpSrv.Serve},
-	} {
-		if err := listen(l.component, l.addr, l.serve); err != nil {
-			stopAll()
-			return err
-		}
-	}
 	log.Info().Str("component", "adhocd").Msg("started")
-
-	select {
-	case <-ctx.Done():
-		log.Info().Str("component", "adhocd").Msg("shutting down")
-		err = nil
-	case err = <-errc:
-		log.Error().Err(err).Msg("a listener failed, shutting down")
-	}
-	stopAll()
-	if errors.Is(err, c2s.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	return parts.wait(ctx)
 }
 
 // newLogger logs JSON lines, or readable lines when stderr is a terminal.
@@ -243,20 +263,6 @@ func ensureAdmin(ctx context.Context, accounts *sessman.Accounts, stdout io.Writ
 		fmt.Fprintf(stdout, "Created admin account %s with password %s (shown once).\n", admin, generated)
 	default:
 		fmt.Fprintf(stdout, "Admin account %s is ready.\n", admin)
-	}
-	return nil
-}
-
-// stringList is a repeatable flag; from the environment, commas separate.
-type stringList []string
-
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-
-func (l *stringList) Set(v string) error {
-	for _, part := range strings.Split(v, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			*l = append(*l, part)
-		}
 	}
 	return nil
 }

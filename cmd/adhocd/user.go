@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,7 +29,7 @@ Commands:
 
 add and passwd read the password from the first line of stdin; when stdin is
 a terminal or empty they generate one and print it once.
-Flags (--data, --domain) may come before or after the JID;
+Flags (--data, --domain, --config) may come before or after the JID;
 run 'adhocd user <command> --help' to list them.
 `
 
@@ -100,20 +101,16 @@ func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 // parseUser parses the flags and the JID of subcommand sub, letting flags
 // come before and after the JID, and checks the JID against the domains served.
 func parseUser(sub string, args []string, stderr io.Writer) (userOptions, error) {
-	opts := userOptions{sub: sub}
 	synopsis, ok := userSynopsis(sub)
 	if !ok {
 		fmt.Fprint(stderr, userUsage)
-		return opts, fmt.Errorf("user: unknown command %q (add, del, passwd, list, disable, enable)", sub)
+		return userOptions{sub: sub}, fmt.Errorf("user: unknown command %q (add, del, passwd, list, disable, enable)", sub)
 	}
 	fs := newFlagSet("user "+sub, synopsis)
 	fs.SetOutput(stderr)
-	fs.StringVar(&opts.data, "data", "./data", "data directory; the database is DIR/adhocd.db")
-	fs.StringVar(&opts.domain, "domain", "localhost", "the XMPP domain served")
-	if sub == "add" {
-		fs.BoolVar(&opts.admin, "admin", false, "make the account an administrator")
-	}
-	positional, err := parseInterspersed(fs, args)
+	opts := userOptions{sub: sub}
+	defineUserFlags(fs, &opts)
+	positional, err := parseFlags(fs, "user "+sub, args, true)
 	if err != nil {
 		return opts, fmt.Errorf("user %s: %w", sub, err)
 	}
@@ -140,13 +137,22 @@ func parseUser(sub string, args []string, stderr io.Writer) (userOptions, error)
 	return opts, nil
 }
 
+// defineUserFlags defines the flags of `adhocd user <opts.sub>` on fs.
+func defineUserFlags(fs *flag.FlagSet, opts *userOptions) {
+	fs.StringVar(&opts.data, "data", "./data", "data directory; the database is DIR/adhocd.db")
+	fs.StringVar(&opts.domain, "domain", "localhost", "the XMPP domain served")
+	if opts.sub == "add" {
+		fs.BoolVar(&opts.admin, "admin", false, "make the account an administrator")
+	}
+}
+
 // servedDomains parses --domain into the set of canonical domainparts.
 func servedDomains(domain string) (map[string]bool, error) {
-	j, err := jid.Parse(strings.TrimSpace(domain))
-	if err != nil || j.Localpart() != "" || j.Resourcepart() != "" || j.Domainpart() == "" {
+	d, err := parseDomain(strings.TrimSpace(domain))
+	if err != nil {
 		return nil, fmt.Errorf("--domain: %q is not a domain name", domain)
 	}
-	return map[string]bool{j.Domainpart(): true}, nil
+	return map[string]bool{d: true}, nil
 }
 
 // accountJID parses s as the bare JID of an account at a served domain.
