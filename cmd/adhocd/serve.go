@@ -70,7 +70,7 @@ func defineServeFlags(fs *flag.FlagSet, f *serveFlags) {
 	fs.DurationVar(&cfg.negotiationTimeout, "negotiation-timeout", 30*time.Second, "time a client has from connecting to binding a resource")
 	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", 5*time.Minute, "silence after which a client is pinged (and dropped if it stays silent 30s more)")
 	fs.DurationVar(&cfg.writeTimeout, "write-timeout", 10*time.Second, "a client that does not read for this long is dropped")
-	fs.DurationVar(&cfg.commandTimeout, "command-timeout", 10*time.Second, "deadline of every ad-hoc command, over HTTP or in-band")
+	fs.DurationVar(&cfg.commandTimeout, "command-timeout", 10*time.Second, "deadline of every ad-hoc command (over HTTP or in-band) and every call of the session API")
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 1<<20, "largest HTTP request body accepted, in bytes (413 over it)")
 	fs.Var(&f.pusher, "pusher-app", "a Pusher-compatible app, id:key:secret:domain (repeatable; comma-separated in the environment)")
 	fs.Float64Var(&cfg.callerRate, "rate", 10, "requests per second allowed to each account that is not an admin and to each API key (0: unlimited)")
