@@ -48,7 +48,13 @@ func (c *conn) negotiate() error {
 
 // negotiateTLS requires STARTTLS (RFC 6120 §5) and upgrades the connection.
 func (c *conn) negotiateTLS() error {
-	if err := c.writeNow([]byte(`<stream:features xmlns:stream='` + nsStream + `'><starttls xmlns='` + nsTLS + `'><required/></starttls></stream:features>`)); err != nil {
+	var w xmlWriter
+	w.start("stream:features", "xmlns:stream", nsStream)
+	w.start("starttls", "xmlns", nsTLS)
+	w.empty("required")
+	w.end("starttls")
+	w.end("stream:features")
+	if err := c.writeNow(w.bytes()); err != nil {
 		return err
 	}
 	el, err := c.readElement()
@@ -58,7 +64,9 @@ func (c *conn) negotiateTLS() error {
 	if !el.is(nsTLS, "starttls") {
 		return newStreamErr("policy-violation", "STARTTLS is required before anything else.")
 	}
-	if err := c.writeNow([]byte(`<proceed xmlns='` + nsTLS + `'/>`)); err != nil {
+	var proceed xmlWriter
+	proceed.empty("proceed", "xmlns", nsTLS)
+	if err := c.writeNow(proceed.bytes()); err != nil {
 		return err
 	}
 	if rest, _ := c.rd.Peek(c.rd.Buffered()); len(bytes.TrimSpace(rest)) > 0 {
@@ -81,8 +89,14 @@ func (c *conn) negotiateTLS() error {
 // negotiateBind offers resource binding and binds the requested resource
 // (RFC 6120 §7), or a generated one when none is requested.
 func (c *conn) negotiateBind() error {
-	if err := c.writeNow([]byte(`<stream:features xmlns:stream='` + nsStream + `'><bind xmlns='` + nsBind +
-		`'/><session xmlns='` + nsSession + `'><optional/></session></stream:features>`)); err != nil {
+	var w xmlWriter
+	w.start("stream:features", "xmlns:stream", nsStream)
+	w.empty("bind", "xmlns", nsBind)
+	w.start("session", "xmlns", nsSession)
+	w.empty("optional")
+	w.end("session")
+	w.end("stream:features")
+	if err := c.writeNow(w.bytes()); err != nil {
 		return err
 	}
 	for {
@@ -105,7 +119,7 @@ func (c *conn) negotiateBind() error {
 		}
 		addr, err := jid.New(c.user.Localpart(), c.user.Domainpart(), resource)
 		if err != nil {
-			if err := c.writeNow(stanzaError(el, "", "modify", "bad-request", "The resource is not valid: "+err.Error())); err != nil {
+			if err := c.writeNow(stanzaError(el, "", "modify", "bad-request", "The resource is not valid: "+err.Error(), "")); err != nil {
 				return err
 			}
 			continue
@@ -126,8 +140,13 @@ func (c *conn) negotiateBind() error {
 		defer c.qmu.Unlock()
 		c.queueing = true
 		c.idle = time.AfterFunc(c.srv.cfg.IdleTimeout, c.keepalive)
-		c.enqueueLocked([]byte(`<iq xmlns='`+nsClient+`' type='result' id='`+escape(el.attr("id"))+`'><bind xmlns='`+nsBind+
-			`'><jid>`+escape(addr.String())+`</jid></bind></iq>`), false)
+		var result xmlWriter
+		result.start("iq", "xmlns", nsClient, "type", "result", "id", el.attr("id"))
+		result.start("bind", "xmlns", nsBind)
+		result.elem("jid", addr.String())
+		result.end("bind")
+		result.end("iq")
+		c.enqueueLocked(result.bytes(), false)
 		return c.srv.reg.Bind(c)
 	}
 }
