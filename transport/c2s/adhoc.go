@@ -64,7 +64,7 @@ var errTooManyCommands = &adhoc.Error{Condition: stanza.ResourceConstraint,
 // for that to finish. Any client may send command IQs (the admin check runs
 // in the goroutine), so the goroutines of one client are bounded.
 func (c *conn) executeCommand(iq, payload element, component jid.JID) {
-	req, _, err := codec.DecodeRequest(bytes.NewReader(payload.marshal()), codec.TigaseXML)
+	req, err := codec.DecodeNativeCommand(payload.reader())
 	if err != nil {
 		c.replyCommandError(iq, adhoc.AsError(err))
 		return

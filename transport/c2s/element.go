@@ -2,6 +2,7 @@ package c2s
 
 import (
 	"encoding/xml"
+	"io"
 	"strconv"
 )
 
@@ -44,6 +45,24 @@ func (e element) attr(local string) string {
 		}
 	}
 	return ""
+}
+
+// reader returns the tokens of e one by one, then io.EOF.
+func (e element) reader() xml.TokenReader {
+	r := elementReader(e)
+	return &r
+}
+
+type elementReader element
+
+// Token implements xml.TokenReader.
+func (r *elementReader) Token() (xml.Token, error) {
+	if len(*r) == 0 {
+		return nil, io.EOF
+	}
+	t := (*r)[0]
+	*r = (*r)[1:]
+	return t, nil
 }
 
 // child returns the first child element, or false if there is none.
