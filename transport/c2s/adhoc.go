@@ -114,5 +114,5 @@ func (c *conn) executeCommand(iq, payload element, component jid.JID) {
 // replyCommandError answers with the stanza error of e and, when it has
 // one, its XEP-0050 specific condition.
 func (c *conn) replyCommandError(iq element, e *adhoc.Error) {
-	c.send(stanzaError(iq, c.addr.String(), string(e.Type()), string(e.Condition), e.Text, e.Specific))
+	c.out.send(stanzaError(iq, c.addr.String(), string(e.Type()), string(e.Condition), e.Text, e.Specific))
 }

@@ -12,7 +12,7 @@ import (
 
 // serve runs the connection from its first byte to its teardown.
 func (c *conn) serve() {
-	err := c.raw.SetDeadline(time.Now().Add(c.srv.cfg.NegotiationTimeout))
+	err := c.sock.SetDeadline(time.Now().Add(c.srv.cfg.NegotiationTimeout))
 	if err == nil {
 		err = c.negotiate()
 	}
@@ -54,7 +54,7 @@ func (c *conn) negotiateTLS() error {
 	w.empty("required")
 	w.end("starttls")
 	w.end("stream:features")
-	if err := c.writeNow(w.bytes()); err != nil {
+	if err := c.out.write(w.bytes()); err != nil {
 		return err
 	}
 	el, err := c.readElement()
@@ -66,7 +66,7 @@ func (c *conn) negotiateTLS() error {
 	}
 	var proceed xmlWriter
 	proceed.empty("proceed", "xmlns", nsTLS)
-	if err := c.writeNow(proceed.bytes()); err != nil {
+	if err := c.out.write(proceed.bytes()); err != nil {
 		return err
 	}
 	if rest, _ := c.rd.Peek(c.rd.Buffered()); len(bytes.TrimSpace(rest)) > 0 {
@@ -76,7 +76,7 @@ func (c *conn) negotiateTLS() error {
 	}
 	// Some clients (go-sendxmpp) send a newline after <starttls/>; it may
 	// even arrive after <proceed/>, so it is skipped on the socket too.
-	tc := tls.Server(&skipLeadingSpace{Conn: c.raw}, c.srv.cfg.TLS)
+	tc := tls.Server(&skipLeadingSpace{Conn: c.sock}, c.srv.cfg.TLS)
 	if err := tc.Handshake(); err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func (c *conn) negotiateBind() error {
 	w.empty("optional")
 	w.end("session")
 	w.end("stream:features")
-	if err := c.writeNow(w.bytes()); err != nil {
+	if err := c.out.write(w.bytes()); err != nil {
 		return err
 	}
 	for {
@@ -119,7 +119,7 @@ func (c *conn) negotiateBind() error {
 		}
 		addr, err := jid.New(c.user.Localpart(), c.user.Domainpart(), resource)
 		if err != nil {
-			if err := c.writeNow(stanzaError(el, "", "modify", "bad-request", "The resource is not valid: "+err.Error(), "")); err != nil {
+			if err := c.out.write(stanzaError(el, "", "modify", "bad-request", "The resource is not valid: "+err.Error(), "")); err != nil {
 				return err
 			}
 			continue
@@ -130,24 +130,18 @@ func (c *conn) negotiateBind() error {
 			Stringer("jid", addr).Str("transport", c.transport).Logger()
 		// From here on the write queue sets write deadlines and the
 		// keepalive timer watches for silence.
-		if err := c.raw.SetDeadline(time.Time{}); err != nil {
+		if err := c.sock.SetDeadline(time.Time{}); err != nil {
 			return err
 		}
-		// The result is queued and the resource bound under the queue lock:
-		// by the time the client reads the result the registry holds it, and
+		// By the time the client reads the result the registry holds it, and
 		// nothing routed to it can overtake the result.
-		c.qmu.Lock()
-		defer c.qmu.Unlock()
-		c.queueing = true
-		c.idle = time.AfterFunc(c.srv.cfg.IdleTimeout, c.keepalive)
 		var result xmlWriter
 		result.start("iq", "xmlns", nsClient, "type", "result", "id", el.attr("id"))
 		result.start("bind", "xmlns", nsBind)
 		result.elem("jid", addr.String())
 		result.end("bind")
 		result.end("iq")
-		c.enqueueLocked(result.bytes(), false)
-		return c.srv.reg.Bind(c)
+		return c.out.bind(result.bytes(), func() error { return c.srv.reg.Bind(c) })
 	}
 }
 
@@ -172,17 +166,14 @@ func (c *conn) teardown(err error) {
 	} else if err != nil && !isClosedErr(err) {
 		c.log.Debug().Err(err).Msg("connection failed")
 	}
-	c.finish(linger, final...)
-
-	c.qmu.Lock()
-	wasBound := c.queueing
-	if c.grace != nil {
-		c.grace.Stop()
+	// After a stream error we linger so the client can read it; when the
+	// client has closed its stream too, or a kick sent the error, the socket
+	// closes at once.
+	if c.out.end(final...) && linger {
+		c.lingerClose()
 	}
-	if c.idle != nil {
-		c.idle.Stop()
-	}
-	c.qmu.Unlock()
+	wasBound := c.out.shut()
+	_ = c.sock.Close()
 	if wasBound {
 		c.srv.reg.Unbind(c)
 		if c.Presence() != "unavailable" {

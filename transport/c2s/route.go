@@ -16,10 +16,7 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		c.qmu.Lock()
-		closing := c.closing
-		c.qmu.Unlock()
-		if closing {
+		if c.out.isClosing() {
 			continue // being ended: what the client still sends is dropped
 		}
 		if el.name().Space != nsClient {
@@ -243,7 +240,7 @@ func (c *conn) replyResult(iq element, payload func(w *xmlWriter)) {
 		payload(&w)
 	}
 	w.end("iq")
-	c.send(w.bytes())
+	c.out.send(w.bytes())
 }
 
 // replyError answers a stanza with a stanza error (RFC 6120 §8.3). Errors
@@ -252,7 +249,7 @@ func (c *conn) replyError(el element, typ, condition, text string) {
 	if el.attr("type") == "error" {
 		return
 	}
-	c.send(stanzaError(el, c.addr.String(), typ, condition, text, ""))
+	c.out.send(stanzaError(el, c.addr.String(), typ, condition, text, ""))
 }
 
 // stanzaError builds the error reply to el, addressed to "to" (if not

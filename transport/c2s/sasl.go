@@ -66,7 +66,7 @@ func (c *conn) negotiateSASL() error {
 	}
 	w.end("mechanisms")
 	w.end("stream:features")
-	if err := c.writeNow(w.bytes()); err != nil {
+	if err := c.out.write(w.bytes()); err != nil {
 		return err
 	}
 	for failures := 0; ; {
@@ -92,7 +92,7 @@ func (c *conn) negotiateSASL() error {
 			} else {
 				c.log.Info().Str("condition", f.condition).Msg("authentication failed")
 			}
-			if err := c.writeNow(saslFailureElement(f)); err != nil {
+			if err := c.out.write(saslFailureElement(f)); err != nil {
 				return err
 			}
 			if failures++; failures >= c.srv.cfg.MaxAuthFailures {
@@ -157,7 +157,7 @@ type saslExchange struct{ c *conn }
 func (ex *saslExchange) challenge(data []byte) ([]byte, error) {
 	var w xmlWriter
 	w.elem("challenge", base64.StdEncoding.EncodeToString(data), "xmlns", nsSASL)
-	if err := ex.c.writeNow(w.bytes()); err != nil {
+	if err := ex.c.out.write(w.bytes()); err != nil {
 		return nil, err
 	}
 	el, err := ex.c.readElement()
@@ -209,7 +209,7 @@ func (c *conn) plain(msg []byte) (jid.JID, error) {
 	}
 	var w xmlWriter
 	w.empty("success", "xmlns", nsSASL)
-	return user, c.writeNow(w.bytes())
+	return user, c.out.write(w.bytes())
 }
 
 // userJID turns a SASL authentication identity (a localpart or a bare JID of

@@ -113,7 +113,7 @@ func (c *conn) scram(ex *saslExchange, mech string, clientFirst []byte) (jid.JID
 	success := base64.StdEncoding.EncodeToString([]byte("v=" + base64.StdEncoding.EncodeToString(serverSignature)))
 	var w xmlWriter
 	w.elem("success", success, "xmlns", nsSASL)
-	return user, c.writeNow(w.bytes())
+	return user, c.out.write(w.bytes())
 }
 
 // splitGS2 splits "gs2-cbind-flag,[a=authzid]," from the bare message. We do

@@ -74,7 +74,7 @@ func (c *conn) readHeader() error {
 			return newStreamErr("invalid-namespace", "Expected a <stream:stream> header in namespace "+nsStream+".")
 		}
 	}
-	if err := c.writeNow(c.streamHeader()); err != nil {
+	if err := c.out.write(c.streamHeader()); err != nil {
 		return err
 	}
 	c.headerSent = true
