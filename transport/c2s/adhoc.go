@@ -44,6 +44,7 @@ func (c *conn) commandItems(iq element, component jid.JID) {
 	infos, _ := c.srv.commands.Commands(component, who) // a component here
 	c.replyResult(iq, func(w *xmlWriter) {
 		w.start("query", "xmlns", nsDiscoIts, "node", adhoc.NS)
+		w.content() // no commands is <query ...></query>, as before
 		for _, info := range infos {
 			w.empty("item", "jid", component.String(), "node", info.Node, "name", info.Name)
 		}

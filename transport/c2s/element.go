@@ -184,6 +184,7 @@ func (e element) marshal() []byte {
 					w.prefixedAttr(p, a.Name.Local, a.Value)
 				}
 			}
+			w.content() // an empty element stays <x></x>, as marshal always wrote it
 		case xml.EndElement:
 			inScope = inScope[:len(inScope)-1]
 			w.end(t.Name.Local)

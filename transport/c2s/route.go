@@ -231,11 +231,12 @@ func (s *Server) broadcastUnavailable(c *conn) {
 }
 
 // replyResult answers an iq with a result; payload, if not nil, writes its
-// content.
+// content. An empty result is <iq ...></iq>, as clients match "</iq>".
 func (c *conn) replyResult(iq element, payload func(w *xmlWriter)) {
 	var w xmlWriter
 	w.start("iq", "xmlns", nsClient, "type", "result", "id", iq.attr("id"), "to", c.addr.String())
 	w.optAttr("from", iq.attr("to"))
+	w.content()
 	if payload != nil {
 		payload(&w)
 	}
