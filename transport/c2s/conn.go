@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 	"mellium.im/xmpp/jid"
 
@@ -162,16 +163,32 @@ func (c *conn) Deliver(stanza []byte) bool { return c.out.send(stanza) }
 // Notify implements session.Conn: a message from the server.
 func (c *conn) Notify(m session.Message) bool { return c.out.send(message(m)) }
 
-// lingerClose half-closes a TCP connection and drains what the client still
-// sends for a moment: closing with unread input makes the kernel send a
-// reset, and the client could lose the stream error we just wrote.
-func (c *conn) lingerClose() {
-	tcp, ok := c.sock.(*net.TCPConn)
-	if !ok || c.framed || tcp.CloseWrite() != nil {
-		return
+// closeWrite ends what we send on every layer, outermost first: a
+// WebSocket close frame (1000, normal closure), the TLS close_notify, the
+// TCP FIN. The client then reads a clean end, not a truncated stream.
+// Each layer is tried even if one above it failed.
+func (c *conn) closeWrite() {
+	for nc := c.nc; nc != nil; nc = lower(nc) {
+		switch t := nc.(type) {
+		case *wsConn:
+			msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+			_ = t.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.srv.cfg.WriteTimeout))
+		case interface{ CloseWrite() error }: // *tls.Conn (close_notify, bounded by crypto/tls), *net.TCPConn (FIN)
+			_ = t.CloseWrite()
+		}
 	}
-	if tcp.SetReadDeadline(time.Now().Add(c.srv.cfg.KickGrace)) == nil {
-		_, _ = io.CopyN(io.Discard, tcp, 1<<20) // ends at EOF, the deadline, or 1 MiB
+}
+
+// maxDrain bounds what drain reads.
+const maxDrain = 1 << 20
+
+// drain reads and drops what the client still sends until it closes its
+// side, for at most KickGrace and maxDrain bytes: closing a socket with
+// unread input makes the kernel send a reset, which destroys what the
+// client has not read yet.
+func (c *conn) drain() {
+	if c.sock.SetReadDeadline(time.Now().Add(c.srv.cfg.KickGrace)) == nil {
+		_, _ = io.CopyN(io.Discard, c.sock, maxDrain) // io.Discard reads with a pooled buffer
 	}
 }
 

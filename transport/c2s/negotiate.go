@@ -147,11 +147,21 @@ func (c *conn) negotiateBind() error {
 
 // teardown ends the stream as err calls for, closes the connection and
 // removes it from the registry.
+//
+// A stream closed on the XMPP level is closed cleanly: what is queued (the
+// stream error, the stream end) is written, then closeWrite sends the
+// WebSocket close frame, the TLS close_notify and the TCP FIN; the session
+// is unbound, so that a waiting End returns; and only then drain waits for
+// the client's side to close, as closing with unread input would reset the
+// connection.
 func (c *conn) teardown(err error) {
+	kicked := c.out.isClosing() // the kick sent the stream error and the end: nothing more is sent
+	se := c.streamErrorFor(err)
+	ended := se != nil || errors.Is(err, errStreamClosed) // the client may still be sending
 	var final [][]byte
-	linger := false
-	if se := c.streamErrorFor(err); se != nil {
-		linger = true
+	switch {
+	case kicked:
+	case se != nil:
 		if se.condition == "connection-timeout" || se.condition == "not-well-formed" {
 			c.log.Debug().Err(err).Str("condition", se.condition).Msg("closing stream")
 		} else {
@@ -161,25 +171,38 @@ func (c *conn) teardown(err error) {
 			final = append(final, c.streamHeader())
 		}
 		final = append(final, streamError(se.condition, se.text), streamEnd(c.framed))
-	} else if errors.Is(err, errStreamClosed) {
+	case ended:
 		final = append(final, streamEnd(c.framed))
-	} else if err != nil && !isClosedErr(err) {
+	case err != nil && !isClosedErr(err):
 		c.log.Debug().Err(err).Msg("connection failed")
 	}
-	// After a stream error we linger so the client can read it; when the
-	// client has closed its stream too, or a kick sent the error, the socket
-	// closes at once.
-	if c.out.end(final...) && linger {
-		c.lingerClose()
-	}
-	wasBound := c.out.shut()
-	_ = c.sock.Close()
-	if wasBound {
-		c.srv.reg.Unbind(c)
-		if c.Presence() != "unavailable" {
-			c.srv.broadcastUnavailable(c)
+	flushed := c.out.end(final...)
+	wasBound, cutOff := c.out.shut()
+	unbind := func() {
+		if wasBound {
+			c.srv.reg.Unbind(c)
+			if c.Presence() != "unavailable" {
+				c.srv.broadcastUnavailable(c)
+			}
 		}
 	}
+	switch {
+	case !flushed: // hung up, or a write failed: nothing clean is possible
+		_ = c.sock.Close()
+		unbind()
+	case cutOff:
+		// A client that did not close its stream may not read either, and
+		// a close_notify could wait for it: unbind first.
+		unbind()
+		c.closeWrite()
+	default:
+		c.closeWrite()
+		unbind()
+		if ended {
+			c.drain()
+		}
+	}
+	_ = c.sock.Close()
 }
 
 // skipLeadingSpace drops whitespace before the first other byte read.

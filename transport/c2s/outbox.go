@@ -29,14 +29,19 @@ const (
 //     costs none. The idle timer pings a silent client (XEP-0199).
 //   - closing: nothing more is queued; what is queued is still written.
 //     A kick of a bound connection queued the stream error and the stream
-//     end, and armed the grace timer.
+//     end, and armed the grace timer: if the client has not closed its
+//     stream when it runs out, the read loop is stopped so that teardown
+//     closes cleanly, or the socket is closed at once if the stream end is
+//     not even written.
 //   - closed: the connection's goroutine has written what it will and is
-//     closing the socket.
+//     closing the socket; the timers do nothing.
 //
 // Lock rule: mu guards the fields below it and is held only for work that
 // does not block, never across a write. Hanging up (closing the TCP socket)
 // is done under it; so is the registry's Bind, once, so that nothing routed
-// to the client can overtake its bind result.
+// to the client can overtake its bind result. Bind takes the registry's
+// lock, and kicks an older connection with the same resource (its mu);
+// neither is held by anyone who then takes this mu.
 type outbox struct {
 	c *conn
 
@@ -44,6 +49,7 @@ type outbox struct {
 	state    outState
 	bound    bool // the registry was given the connection
 	failed   bool // hung up, or a write failed
+	cutOff   bool // a kicked client did not close its stream within KickGrace
 	queue    [][]byte
 	queued   int           // bytes in queue
 	writing  chan struct{} // closed when the writer goroutine exits; nil while none runs
@@ -122,7 +128,25 @@ func (o *outbox) kickLocked(condition, text string) {
 		o.enqueueLocked(streamError(condition, text))
 		o.enqueueLocked(streamEnd(o.c.framed))
 		o.state = closing
-		o.grace = time.AfterFunc(o.c.srv.cfg.KickGrace, o.hangup)
+		o.grace = time.AfterFunc(o.c.srv.cfg.KickGrace, o.graceOver)
+	}
+}
+
+// graceOver runs when a kicked client has had KickGrace to close its stream.
+func (o *outbox) graceOver() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.state != closing {
+		return // closed: teardown has the socket
+	}
+	o.cutOff = true
+	if o.writing != nil {
+		o.hangupLocked() // the client does not even read the stream end
+		return
+	}
+	// Stop the read loop; its teardown closes cleanly.
+	if o.c.sock.SetReadDeadline(time.Now()) != nil {
+		o.hangupLocked()
 	}
 }
 
@@ -133,21 +157,21 @@ func (o *outbox) isClosing() bool {
 	return o.state >= closing
 }
 
-// end is the connection's goroutine ending the stream with final, unless it
-// is already being ended. It waits for what is queued to be written, at
-// most KickGrace. It reports whether final was sent: written, or queued
-// and waited for.
-func (o *outbox) end(final ...[]byte) (sent bool) {
+// end is the connection's goroutine ending the stream with final, unless a
+// kick already did. It waits for what is queued to be written, at most
+// KickGrace, and hangs up if that is not enough. It reports whether
+// everything reached the socket, so that it may be closed cleanly.
+func (o *outbox) end(final ...[]byte) (flushed bool) {
 	o.mu.Lock()
 	state, failed := o.state, o.failed
 	if state < closing {
 		o.state = closing
 	}
-	switch {
-	case state == negotiating:
+	switch state {
+	case negotiating:
 		o.mu.Unlock()
-		return len(final) > 0 && !failed && o.write(final...) == nil
-	case state == bound:
+		return !failed && (len(final) == 0 || o.write(final...) == nil)
+	case bound:
 		for _, b := range final {
 			o.enqueueLocked(b)
 		}
@@ -159,15 +183,18 @@ func (o *outbox) end(final ...[]byte) (sent bool) {
 		select {
 		case <-done:
 		case <-t.C:
+			o.hangup()
 		}
 		t.Stop()
 	}
-	return state == bound && len(final) > 0
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return !o.failed
 }
 
 // shut moves to closed and stops the timers. It reports whether the
-// connection was bound.
-func (o *outbox) shut() (wasBound bool) {
+// connection was bound, and whether a kicked client was cut off.
+func (o *outbox) shut() (wasBound, cutOff bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.state = closed
@@ -177,7 +204,7 @@ func (o *outbox) shut() (wasBound bool) {
 	if o.idle != nil {
 		o.idle.Stop()
 	}
-	return o.bound
+	return o.bound, o.cutOff
 }
 
 // hangup closes the socket at once, from any goroutine.
