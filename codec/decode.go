@@ -129,13 +129,13 @@ type nativeField struct {
 
 var errDTD = badRequest("The request body has a document type declaration; DTDs are not allowed.")
 
-// noDirectives passes the tokens of a decoder on and refuses directives
+// noDirectives passes tokens on and refuses directives
 // (<!DOCTYPE …>, <!ENTITY …>).
-type noDirectives struct{ d *xml.Decoder }
+type noDirectives struct{ tr xml.TokenReader }
 
 // Token implements xml.TokenReader.
 func (n noDirectives) Token() (xml.Token, error) {
-	tok, err := n.d.Token()
+	tok, err := n.tr.Token()
 	if _, ok := tok.(xml.Directive); ok {
 		return nil, errDTD
 	}
@@ -158,99 +158,149 @@ func xmlError(err error) error {
 }
 
 func decodeXML(r io.Reader) (adhoc.Request, Format, error) {
-	raw := xml.NewDecoder(r)
-	d := xml.NewTokenDecoder(noDirectives{raw})
-	var start xml.StartElement
-prolog:
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			return adhoc.Request{}, TigaseXML, badRequest("The request body is empty.")
-		}
-		if err != nil {
-			return adhoc.Request{}, TigaseXML, xmlError(err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			start = t
-			break prolog
-		case xml.CharData:
-			if text := bytes.TrimSpace(t); len(text) > 0 {
-				if text[0] == '{' || text[0] == '[' {
-					return adhoc.Request{}, TigaseXML, badRequest("The request body is not XML; JSON needs the Content-Type application/json.")
-				}
-				return adhoc.Request{}, TigaseXML, badRequest("The request body has text before the root element.")
-			}
-		}
+	d := xml.NewTokenDecoder(noDirectives{xml.NewDecoder(r)})
+	start, err := rootElement(d)
+	if err != nil {
+		return adhoc.Request{}, TigaseXML, err
 	}
 	if start.Name.Local != "command" {
 		return adhoc.Request{}, TigaseXML, badRequest("The root element must be command, not %s.", start.Name.Local)
 	}
-
-	var (
-		req    adhoc.Request
-		format Format
-		err    error
-	)
+	var req adhoc.Request
+	format := TigaseXML
 	if start.Name.Space == adhoc.NS {
 		format = NativeXML
-		var cmd nativeCommand
-		if err := d.DecodeElement(&cmd, &start); err != nil {
-			return adhoc.Request{}, format, xmlError(err)
-		}
-		var fields []adhoc.Field
-		if len(cmd.Forms) > 0 {
-			for _, nf := range cmd.Forms[0].Fields {
-				fields = append(fields, adhoc.Field{Var: nf.Var, Values: nf.Values})
-			}
-		}
-		req, err = finish(cmd.Node, cmd.SessionID, cmd.Action, fields)
-		req.Lang = strings.TrimSpace(cmd.Lang)
+		req, err = decodeNative(d, start)
 	} else {
-		format = TigaseXML
-		var cmd tigaseXMLCommand
-		if err := d.DecodeElement(&cmd, &start); err != nil {
-			return adhoc.Request{}, format, xmlError(err)
-		}
-		fields := make([]adhoc.Field, 0, len(cmd.Fields))
-		for _, item := range cmd.Fields {
-			var values []string
-			for _, v := range item.Values {
-				if len(v.Items) > 0 {
-					values = append(values, v.Items...)
-				} else {
-					values = append(values, v.Text)
-				}
-				if len(values) > adhoc.MaxFieldValues {
-					break // finish reports it
-				}
-			}
-			fields = append(fields, adhoc.Field{Var: item.Var, Values: values})
-		}
-		req, err = finish(cmd.Node, cmd.SessionID, cmd.Action, fields)
+		req, err = decodeTigaseXML(d, start)
+	}
+	if err == nil {
+		err = afterRoot(d)
 	}
 	if err != nil {
 		return adhoc.Request{}, format, err
 	}
+	return req, format, nil
+}
 
+// DecodeNativeCommand decodes a XEP-0050 <command/> element from tokens
+// that were already read, such as an XMPP stream reader holds: tr returns
+// the command's start element first (white space, comments and processing
+// instructions may come before it) and io.EOF after its end element.
+// Names must be resolved to namespaces, as xml.Decoder.Token does.
+//
+// It returns what DecodeRequest returns for the same element as a body in
+// the native dialect, with the same errors; a root element other than
+// command in the commands namespace is a bad-request too.
+func DecodeNativeCommand(tr xml.TokenReader) (adhoc.Request, error) {
+	d := xml.NewTokenDecoder(noDirectives{tr})
+	start, err := rootElement(d)
+	if err != nil {
+		return adhoc.Request{}, err
+	}
+	if start.Name.Space != adhoc.NS || start.Name.Local != "command" {
+		return adhoc.Request{}, badRequest("The root element must be command in the namespace %s, not %s.", adhoc.NS, start.Name.Local)
+	}
+	req, err := decodeNative(d, start)
+	if err == nil {
+		err = afterRoot(d)
+	}
+	if err != nil {
+		return adhoc.Request{}, err
+	}
+	return req, nil
+}
+
+// rootElement reads up to the root element and returns its start.
+func rootElement(d *xml.Decoder) (xml.StartElement, error) {
 	for {
 		tok, err := d.Token()
 		if err == io.EOF {
-			break
+			return xml.StartElement{}, badRequest("The request body is empty.")
 		}
 		if err != nil {
-			return adhoc.Request{}, format, xmlError(err)
+			return xml.StartElement{}, xmlError(err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			return adhoc.Request{}, format, badRequest("The request body has more than one root element.")
+			return t, nil
 		case xml.CharData:
-			if len(bytes.TrimSpace(t)) > 0 {
-				return adhoc.Request{}, format, badRequest("The request body has text after the root element.")
+			if text := bytes.TrimSpace(t); len(text) > 0 {
+				if text[0] == '{' || text[0] == '[' {
+					return xml.StartElement{}, badRequest("The request body is not XML; JSON needs the Content-Type application/json.")
+				}
+				return xml.StartElement{}, badRequest("The request body has text before the root element.")
 			}
 		}
 	}
-	return req, format, nil
+}
+
+// decodeNative decodes the native dialect's <command/>, whose start d has
+// just returned.
+func decodeNative(d *xml.Decoder, start xml.StartElement) (adhoc.Request, error) {
+	var cmd nativeCommand
+	if err := d.DecodeElement(&cmd, &start); err != nil {
+		return adhoc.Request{}, xmlError(err)
+	}
+	var fields []adhoc.Field
+	if len(cmd.Forms) > 0 {
+		for _, nf := range cmd.Forms[0].Fields {
+			fields = append(fields, adhoc.Field{Var: nf.Var, Values: nf.Values})
+		}
+	}
+	req, err := finish(cmd.Node, cmd.SessionID, cmd.Action, fields)
+	if err != nil {
+		return adhoc.Request{}, err
+	}
+	req.Lang = strings.TrimSpace(cmd.Lang)
+	return req, nil
+}
+
+// decodeTigaseXML decodes Tigase's <command/>, whose start d has just
+// returned.
+func decodeTigaseXML(d *xml.Decoder, start xml.StartElement) (adhoc.Request, error) {
+	var cmd tigaseXMLCommand
+	if err := d.DecodeElement(&cmd, &start); err != nil {
+		return adhoc.Request{}, xmlError(err)
+	}
+	fields := make([]adhoc.Field, 0, len(cmd.Fields))
+	for _, item := range cmd.Fields {
+		var values []string
+		for _, v := range item.Values {
+			if len(v.Items) > 0 {
+				values = append(values, v.Items...)
+			} else {
+				values = append(values, v.Text)
+			}
+			if len(values) > adhoc.MaxFieldValues {
+				break // finish reports it
+			}
+		}
+		fields = append(fields, adhoc.Field{Var: item.Var, Values: values})
+	}
+	return finish(cmd.Node, cmd.SessionID, cmd.Action, fields)
+}
+
+// afterRoot checks that nothing but white space, comments and processing
+// instructions follows the root element.
+func afterRoot(d *xml.Decoder) error {
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return xmlError(err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			return badRequest("The request body has more than one root element.")
+		case xml.CharData:
+			if len(bytes.TrimSpace(t)) > 0 {
+				return badRequest("The request body has text after the root element.")
+			}
+		}
+	}
 }
 
 // JSON

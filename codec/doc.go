@@ -14,6 +14,9 @@
 //
 // [Negotiate] picks JSON or XML from the HTTP headers; [DecodeRequest] tells
 // the two XML dialects apart by the root element of the body.
+// [DecodeNativeCommand] decodes the native <command/> from the tokens an
+// XMPP stream reader already holds (in-band XEP-0050), with the same checks
+// and errors.
 //
 // # Additions to Tigase's format
 //

@@ -299,5 +299,29 @@ func FuzzDecodeNative(f *testing.F) {
 	addCorpus(f, "invalid_native_*.xml")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzDecode(t, data, codec.NativeXML)
+		fuzzNativeTokens(t, data)
 	})
+}
+
+// fuzzNativeTokens checks DecodeNativeCommand against DecodeRequest: a
+// native command DecodeRequest decodes from data decodes the same from the
+// tokens of data's root element, and a failure is a bad-request.
+func fuzzNativeTokens(t *testing.T, data []byte) {
+	toks, ok := rootTokens(data)
+	if !ok {
+		return
+	}
+	got, err := codec.DecodeNativeCommand(toks)
+	want, f, wantErr := codec.DecodeRequest(bytes.NewReader(data), codec.NativeXML)
+	if wantErr == nil && f == codec.NativeXML {
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+		return
+	}
+	if err != nil {
+		var e *adhoc.Error
+		require.ErrorAs(t, err, &e)
+		require.Equal(t, stanza.BadRequest, e.Condition)
+		require.NotEmpty(t, e.Text)
+	}
 }

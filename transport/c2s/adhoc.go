@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"strings"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -43,13 +42,14 @@ func (c *conn) commandItems(iq element, component jid.JID) {
 		who = adhoc.Caller{JID: c.addr, Auth: adhoc.AuthXMPP} // lists what anyone may run
 	}
 	infos, _ := c.srv.commands.Commands(component, who) // a component here
-	var b strings.Builder
-	b.WriteString(`<query xmlns='` + nsDiscoIts + `' node='` + adhoc.NS + `'>`)
-	for _, info := range infos {
-		b.WriteString(`<item jid='` + escape(component.String()) + `' node='` + escape(info.Node) + `' name='` + escape(info.Name) + `'/>`)
-	}
-	b.WriteString(`</query>`)
-	c.replyResult(iq, b.String())
+	c.replyResult(iq, func(w *xmlWriter) {
+		w.start("query", "xmlns", nsDiscoIts, "node", adhoc.NS)
+		w.content() // no commands is <query ...></query>, as before
+		for _, info := range infos {
+			w.empty("item", "jid", component.String(), "node", info.Node, "name", info.Name)
+		}
+		w.end("query")
+	})
 }
 
 // maxCommandsPerClient is how many in-band commands one client may have
@@ -65,7 +65,7 @@ var errTooManyCommands = &adhoc.Error{Condition: stanza.ResourceConstraint,
 // for that to finish. Any client may send command IQs (the admin check runs
 // in the goroutine), so the goroutines of one client are bounded.
 func (c *conn) executeCommand(iq, payload element, component jid.JID) {
-	req, _, err := codec.DecodeRequest(bytes.NewReader(payload.marshal()), codec.TigaseXML)
+	req, err := codec.DecodeNativeCommand(payload.reader())
 	if err != nil {
 		c.replyCommandError(iq, adhoc.AsError(err))
 		return
@@ -108,16 +108,12 @@ func (c *conn) executeCommand(iq, payload element, component jid.JID) {
 			c.replyCommandError(iq, adhoc.AsError(err))
 			return
 		}
-		c.replyResult(iq, b.String())
+		c.replyResult(iq, func(w *xmlWriter) { w.raw(b.Bytes()) })
 	}()
 }
 
 // replyCommandError answers with the stanza error of e and, when it has
 // one, its XEP-0050 specific condition.
 func (c *conn) replyCommandError(iq element, e *adhoc.Error) {
-	var extra string
-	if e.Specific != "" {
-		extra = `<` + e.Specific + ` xmlns='` + adhoc.NS + `'/>`
-	}
-	c.send(stanzaErrorWith(iq, c.addr.String(), string(e.Type()), string(e.Condition), e.Text, extra))
+	c.out.send(stanzaError(iq, c.addr.String(), string(e.Type()), string(e.Condition), e.Text, e.Specific))
 }

@@ -1,8 +1,18 @@
 // Package c2s implements adhocd's client-to-server XMPP listener (RFC 6120,
 // RFC 6121): STARTTLS and direct TLS (XEP-0368), SASL SCRAM-SHA-256,
 // SCRAM-SHA-1 and PLAIN, resource binding, routing between local sessions,
-// XEP-0199 ping and XEP-0030 disco for the server, and the WebSocket binding
-// of RFC 7395.
+// XEP-0199 ping and XEP-0030 disco for the server, in-band XEP-0050
+// commands, and the WebSocket binding of RFC 7395.
+//
+// # What it owns and what it imports
+//
+// It owns the connections: their negotiation, their read loop, their write
+// queue, and how their streams end; the XML they are sent (one writer,
+// xmlWriter, escapes everything); and the session.Conn the registry holds.
+// It may import adhoc, codec, sessman/session, transport/limit, mellium's
+// leaf packages (jid, stanza), zerolog and gorilla/websocket, and never
+// sessman itself: the registry, the accounts and the commands are the
+// interfaces declared here (Registry, Accounts, Commands).
 //
 // # Why not mellium's server session
 //
@@ -12,13 +22,24 @@
 // deadlines do not bound I/O, negotiation breaks on whitespace, and it holds
 // buffers that put an idle session over the memory budget. This package keeps
 // one decoder and no write buffer per idle session, and uses mellium's jid
-// and stream packages for addresses and errors.
+// package for addresses and its stanza package for error conditions.
 //
 // # Connections
 //
 // Each connection has one goroutine, which reads. Before resource binding it
 // also writes, synchronously. Once bound, every write goes through a bounded
-// queue drained by a goroutine that exists only while the queue is not empty,
-// so a slow client never blocks the session that sends to it: it is dropped
-// when its queue overflows or a write misses its deadline.
+// queue (the outbox) drained by a goroutine that exists only while the queue
+// is not empty, so a slow client never blocks the session that sends to it:
+// it is dropped when its queue overflows or a write misses its deadline.
+//
+// # Ending a stream
+//
+// A stream ends with a stream error, with the client's </stream:stream> or
+// <close/>, or with a kick (session.Conn.Kick), which sends a stream error
+// and waits KickGrace for the client to close its stream. The connection
+// then writes what is queued, sends a WebSocket close frame, a TLS
+// close_notify and a TCP FIN, and unbinds the session; only after that does
+// it read and drop what the client still sends, until the client closes or
+// for KickGrace, because closing with unread input would reset the
+// connection and could destroy the client's last unread bytes.
 package c2s

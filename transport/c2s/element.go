@@ -1,8 +1,8 @@
 package c2s
 
 import (
-	"bytes"
 	"encoding/xml"
+	"io"
 	"strconv"
 )
 
@@ -45,6 +45,24 @@ func (e element) attr(local string) string {
 		}
 	}
 	return ""
+}
+
+// reader returns the tokens of e one by one, then io.EOF.
+func (e element) reader() xml.TokenReader {
+	r := elementReader(e)
+	return &r
+}
+
+type elementReader element
+
+// Token implements xml.TokenReader.
+func (r *elementReader) Token() (xml.Token, error) {
+	if len(*r) == 0 {
+		return nil, io.EOF
+	}
+	t := (*r)[0]
+	*r = (*r)[1:]
+	return t, nil
 }
 
 // child returns the first child element, or false if there is none.
@@ -135,61 +153,62 @@ func (e element) stamped(from, to string) element {
 // and as a WebSocket frame. Comments, processing instructions and the
 // client's own namespace declarations are dropped.
 func (e element) marshal() []byte {
-	var b bytes.Buffer
-	spaces := make([]string, 0, 8) // default namespace in scope, per depth
+	w := xmlWriter{b: make([]byte, 0, e.sizeHint())}
+	var spaces [8]string // default namespace in scope, per depth; deeper ones spill to the heap
+	inScope := spaces[:0]
 	for _, t := range e {
 		switch t := t.(type) {
 		case xml.StartElement:
 			parent := ""
-			if len(spaces) > 0 {
-				parent = spaces[len(spaces)-1]
+			if len(inScope) > 0 {
+				parent = inScope[len(inScope)-1]
 			}
-			b.WriteByte('<')
-			b.WriteString(t.Name.Local)
+			w.start(t.Name.Local)
 			if t.Name.Space != parent {
-				writeAttr(&b, "xmlns", t.Name.Space)
+				w.attr("xmlns", t.Name.Space)
 			}
-			spaces = append(spaces, t.Name.Space)
+			inScope = append(inScope, t.Name.Space)
 			prefixes := 0
 			for _, a := range t.Attr {
 				switch {
 				case a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns"):
 					// Declarations are regenerated above.
 				case a.Name.Space == "":
-					writeAttr(&b, a.Name.Local, a.Value)
+					w.attr(a.Name.Local, a.Value)
 				case a.Name.Space == nsXML || a.Name.Space == "xml":
-					writeAttr(&b, "xml:"+a.Name.Local, a.Value)
+					w.prefixedAttr("xml", a.Name.Local, a.Value)
 				default:
 					prefixes++
 					p := "ns" + strconv.Itoa(prefixes)
-					writeAttr(&b, "xmlns:"+p, a.Name.Space)
-					writeAttr(&b, p+":"+a.Name.Local, a.Value)
+					w.prefixedAttr("xmlns", p, a.Name.Space)
+					w.prefixedAttr(p, a.Name.Local, a.Value)
 				}
 			}
-			b.WriteByte('>')
+			w.content() // an empty element stays <x></x>, as marshal always wrote it
 		case xml.EndElement:
-			spaces = spaces[:len(spaces)-1]
-			b.WriteString("</")
-			b.WriteString(t.Name.Local)
-			b.WriteByte('>')
+			inScope = inScope[:len(inScope)-1]
+			w.end(t.Name.Local)
 		case xml.CharData:
-			_ = xml.EscapeText(&b, t) // writes to a bytes.Buffer cannot fail
+			w.charData(t)
 		}
 	}
-	return b.Bytes()
+	return w.bytes()
 }
 
-func writeAttr(b *bytes.Buffer, name, value string) {
-	b.WriteByte(' ')
-	b.WriteString(name)
-	b.WriteString(`="`)
-	_ = xml.EscapeText(b, []byte(value)) // writes to a bytes.Buffer cannot fail
-	b.WriteByte('"')
-}
-
-// escape returns s escaped for use in XML text or a double-quoted attribute.
-func escape(s string) string {
-	var b bytes.Buffer
-	_ = xml.EscapeText(&b, []byte(s)) // writes to a bytes.Buffer cannot fail
-	return b.String()
+// sizeHint guesses the length of e marshalled, so that marshal seldom grows
+// its buffer: names twice, values, and some room for quotes and escapes.
+func (e element) sizeHint() int {
+	n := 64
+	for _, t := range e {
+		switch t := t.(type) {
+		case xml.StartElement:
+			n += 2*len(t.Name.Local) + len(t.Name.Space) + 16
+			for _, a := range t.Attr {
+				n += len(a.Name.Local) + len(a.Value) + 8
+			}
+		case xml.CharData:
+			n += len(t) + len(t)/8
+		}
+	}
+	return n
 }

@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -186,6 +187,35 @@ type rawClient struct {
 	conn net.Conn
 	ws   *websocket.Conn
 	dec  *xml.Decoder
+	sock *watchedConn // the TCP socket under TLS or WebSocket framing
+}
+
+// watchedConn is a client's TCP socket that remembers its first read error,
+// so that a test can tell a TLS close_notify (TLS reports EOF before the
+// socket does) from a bare FIN.
+type watchedConn struct {
+	net.Conn
+	mu  sync.Mutex
+	err error
+}
+
+func (w *watchedConn) Read(p []byte) (int, error) {
+	n, err := w.Conn.Read(p)
+	if err != nil {
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = err
+		}
+		w.mu.Unlock()
+	}
+	return n, err
+}
+
+// readErr is the first error a read of the socket returned, or nil.
+func (w *watchedConn) readErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 func (e *env) dialRaw(t *testing.T, directTLS bool) *rawClient {
@@ -194,12 +224,14 @@ func (e *env) dialRaw(t *testing.T, directTLS bool) *rawClient {
 	if directTLS {
 		addr = e.tlsAddr
 	}
-	conn, err := net.Dial("tcp", addr)
+	tcp, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
+	sock := &watchedConn{Conn: tcp}
+	var conn net.Conn = sock
 	if directTLS {
-		conn = tls.Client(conn, e.client.Clone())
+		conn = tls.Client(sock, e.client.Clone())
 	}
-	c := &rawClient{t: t, conn: conn}
+	c := &rawClient{t: t, conn: conn, sock: sock}
 	c.dec = xml.NewDecoder(conn)
 	t.Cleanup(func() { _ = conn.Close() })
 	return c
@@ -207,13 +239,23 @@ func (e *env) dialRaw(t *testing.T, directTLS bool) *rawClient {
 
 func (e *env) dialWebSocket(t *testing.T) *rawClient {
 	t.Helper()
-	d := websocket.Dialer{Subprotocols: []string{"xmpp"}, HandshakeTimeout: 5 * time.Second}
+	var sock *watchedConn
+	d := websocket.Dialer{Subprotocols: []string{"xmpp"}, HandshakeTimeout: 5 * time.Second,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var nd net.Dialer
+			tcp, err := nd.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			sock = &watchedConn{Conn: tcp}
+			return sock, nil
+		}}
 	ws, resp, err := d.Dial(e.wsURL, nil)
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	require.Equal(t, "xmpp", ws.Subprotocol())
 	t.Cleanup(func() { _ = ws.Close() })
-	return &rawClient{t: t, ws: ws}
+	return &rawClient{t: t, ws: ws, sock: sock}
 }
 
 func (c *rawClient) send(format string, args ...any) {

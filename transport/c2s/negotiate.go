@@ -12,7 +12,7 @@ import (
 
 // serve runs the connection from its first byte to its teardown.
 func (c *conn) serve() {
-	err := c.raw.SetDeadline(time.Now().Add(c.srv.cfg.NegotiationTimeout))
+	err := c.sock.SetDeadline(time.Now().Add(c.srv.cfg.NegotiationTimeout))
 	if err == nil {
 		err = c.negotiate()
 	}
@@ -48,7 +48,13 @@ func (c *conn) negotiate() error {
 
 // negotiateTLS requires STARTTLS (RFC 6120 §5) and upgrades the connection.
 func (c *conn) negotiateTLS() error {
-	if err := c.writeNow([]byte(`<stream:features xmlns:stream='` + nsStream + `'><starttls xmlns='` + nsTLS + `'><required/></starttls></stream:features>`)); err != nil {
+	var w xmlWriter
+	w.start("stream:features", "xmlns:stream", nsStream)
+	w.start("starttls", "xmlns", nsTLS)
+	w.empty("required")
+	w.end("starttls")
+	w.end("stream:features")
+	if err := c.out.write(w.bytes()); err != nil {
 		return err
 	}
 	el, err := c.readElement()
@@ -58,7 +64,9 @@ func (c *conn) negotiateTLS() error {
 	if !el.is(nsTLS, "starttls") {
 		return newStreamErr("policy-violation", "STARTTLS is required before anything else.")
 	}
-	if err := c.writeNow([]byte(`<proceed xmlns='` + nsTLS + `'/>`)); err != nil {
+	var proceed xmlWriter
+	proceed.empty("proceed", "xmlns", nsTLS)
+	if err := c.out.write(proceed.bytes()); err != nil {
 		return err
 	}
 	if rest, _ := c.rd.Peek(c.rd.Buffered()); len(bytes.TrimSpace(rest)) > 0 {
@@ -68,7 +76,7 @@ func (c *conn) negotiateTLS() error {
 	}
 	// Some clients (go-sendxmpp) send a newline after <starttls/>; it may
 	// even arrive after <proceed/>, so it is skipped on the socket too.
-	tc := tls.Server(&skipLeadingSpace{Conn: c.raw}, c.srv.cfg.TLS)
+	tc := tls.Server(&skipLeadingSpace{Conn: c.sock}, c.srv.cfg.TLS)
 	if err := tc.Handshake(); err != nil {
 		return err
 	}
@@ -81,8 +89,14 @@ func (c *conn) negotiateTLS() error {
 // negotiateBind offers resource binding and binds the requested resource
 // (RFC 6120 §7), or a generated one when none is requested.
 func (c *conn) negotiateBind() error {
-	if err := c.writeNow([]byte(`<stream:features xmlns:stream='` + nsStream + `'><bind xmlns='` + nsBind +
-		`'/><session xmlns='` + nsSession + `'><optional/></session></stream:features>`)); err != nil {
+	var w xmlWriter
+	w.start("stream:features", "xmlns:stream", nsStream)
+	w.empty("bind", "xmlns", nsBind)
+	w.start("session", "xmlns", nsSession)
+	w.empty("optional")
+	w.end("session")
+	w.end("stream:features")
+	if err := c.out.write(w.bytes()); err != nil {
 		return err
 	}
 	for {
@@ -105,7 +119,7 @@ func (c *conn) negotiateBind() error {
 		}
 		addr, err := jid.New(c.user.Localpart(), c.user.Domainpart(), resource)
 		if err != nil {
-			if err := c.writeNow(stanzaError(el, "", "modify", "bad-request", "The resource is not valid: "+err.Error())); err != nil {
+			if err := c.out.write(stanzaError(el, "", "modify", "bad-request", "The resource is not valid: "+err.Error(), "")); err != nil {
 				return err
 			}
 			continue
@@ -116,29 +130,38 @@ func (c *conn) negotiateBind() error {
 			Stringer("jid", addr).Str("transport", c.transport).Logger()
 		// From here on the write queue sets write deadlines and the
 		// keepalive timer watches for silence.
-		if err := c.raw.SetDeadline(time.Time{}); err != nil {
+		if err := c.sock.SetDeadline(time.Time{}); err != nil {
 			return err
 		}
-		// The result is queued and the resource bound under the queue lock:
-		// by the time the client reads the result the registry holds it, and
+		// By the time the client reads the result the registry holds it, and
 		// nothing routed to it can overtake the result.
-		c.qmu.Lock()
-		defer c.qmu.Unlock()
-		c.queueing = true
-		c.idle = time.AfterFunc(c.srv.cfg.IdleTimeout, c.keepalive)
-		c.enqueueLocked([]byte(`<iq xmlns='`+nsClient+`' type='result' id='`+escape(el.attr("id"))+`'><bind xmlns='`+nsBind+
-			`'><jid>`+escape(addr.String())+`</jid></bind></iq>`), false)
-		return c.srv.reg.Bind(c)
+		var result xmlWriter
+		result.start("iq", "xmlns", nsClient, "type", "result", "id", el.attr("id"))
+		result.start("bind", "xmlns", nsBind)
+		result.elem("jid", addr.String())
+		result.end("bind")
+		result.end("iq")
+		return c.out.bind(result.bytes(), func() error { return c.srv.reg.Bind(c) })
 	}
 }
 
 // teardown ends the stream as err calls for, closes the connection and
 // removes it from the registry.
+//
+// A stream closed on the XMPP level is closed cleanly: what is queued (the
+// stream error, the stream end) is written, then closeWrite sends the
+// WebSocket close frame, the TLS close_notify and the TCP FIN; the session
+// is unbound, so that a waiting End returns; and only then drain waits for
+// the client's side to close, as closing with unread input would reset the
+// connection.
 func (c *conn) teardown(err error) {
+	kicked := c.out.isClosing() // the kick sent the stream error and the end: nothing more is sent
+	se := c.streamErrorFor(err)
+	ended := se != nil || errors.Is(err, errStreamClosed) // the client may still be sending
 	var final [][]byte
-	linger := false
-	if se := c.streamErrorFor(err); se != nil {
-		linger = true
+	switch {
+	case kicked:
+	case se != nil:
 		if se.condition == "connection-timeout" || se.condition == "not-well-formed" {
 			c.log.Debug().Err(err).Str("condition", se.condition).Msg("closing stream")
 		} else {
@@ -148,28 +171,38 @@ func (c *conn) teardown(err error) {
 			final = append(final, c.streamHeader())
 		}
 		final = append(final, streamError(se.condition, se.text), streamEnd(c.framed))
-	} else if errors.Is(err, errStreamClosed) {
+	case ended:
 		final = append(final, streamEnd(c.framed))
-	} else if err != nil && !isClosedErr(err) {
+	case err != nil && !isClosedErr(err):
 		c.log.Debug().Err(err).Msg("connection failed")
 	}
-	c.finish(linger, final...)
-
-	c.qmu.Lock()
-	wasBound := c.queueing
-	if c.grace != nil {
-		c.grace.Stop()
-	}
-	if c.idle != nil {
-		c.idle.Stop()
-	}
-	c.qmu.Unlock()
-	if wasBound {
-		c.srv.reg.Unbind(c)
-		if c.Presence() != "unavailable" {
-			c.srv.broadcastUnavailable(c)
+	flushed := c.out.end(final...)
+	wasBound, cutOff := c.out.shut()
+	unbind := func() {
+		if wasBound {
+			c.srv.reg.Unbind(c)
+			if c.Presence() != "unavailable" {
+				c.srv.broadcastUnavailable(c)
+			}
 		}
 	}
+	switch {
+	case !flushed: // hung up, or a write failed: nothing clean is possible
+		_ = c.sock.Close()
+		unbind()
+	case cutOff:
+		// A client that did not close its stream may not read either, and
+		// a close_notify could wait for it: unbind first.
+		unbind()
+		c.closeWrite()
+	default:
+		c.closeWrite()
+		unbind()
+		if ended {
+			c.drain()
+		}
+	}
+	_ = c.sock.Close()
 }
 
 // skipLeadingSpace drops whitespace before the first other byte read.

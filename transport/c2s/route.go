@@ -16,10 +16,7 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
-		c.qmu.Lock()
-		closing := c.closing
-		c.qmu.Unlock()
-		if closing {
+		if c.out.isClosing() {
 			continue // being ended: what the client still sends is dropped
 		}
 		if el.name().Space != nsClient {
@@ -106,25 +103,26 @@ func (c *conn) handleServerIQ(el, payload element, dst jid.JID) {
 	ns := payload.name().Space
 	switch {
 	case typ == "get" && payload.is(nsPing, "ping"):
-		c.replyResult(el, "")
+		c.replyResult(el, nil)
 	case typ == "set" && payload.is(nsSession, "session"):
-		c.replyResult(el, "")
+		c.replyResult(el, nil)
 	case typ == "get" && payload.is(nsRoster, "query"):
-		c.replyResult(el, `<query xmlns='`+nsRoster+`'/>`)
+		c.replyResult(el, func(w *xmlWriter) { w.empty("query", "xmlns", nsRoster) })
 	case typ == "get" && payload.is(nsDiscoInf, "query") && dst.Localpart() == "":
 		if payload.attr("node") != "" {
 			c.replyError(el, "cancel", "item-not-found", "")
 			return
 		}
-		var b strings.Builder
-		b.WriteString(`<query xmlns='` + nsDiscoInf + `'><identity category='server' type='im' name='adhocd'/>`)
-		for _, f := range []string{nsDiscoInf, nsDiscoIts, nsPing, adhoc.NS} {
-			b.WriteString(`<feature var='` + f + `'/>`)
-		}
-		b.WriteString(`</query>`)
-		c.replyResult(el, b.String())
+		c.replyResult(el, func(w *xmlWriter) {
+			w.start("query", "xmlns", nsDiscoInf)
+			w.empty("identity", "category", "server", "type", "im", "name", "adhocd")
+			for _, f := range []string{nsDiscoInf, nsDiscoIts, nsPing, adhoc.NS} {
+				w.empty("feature", "var", f)
+			}
+			w.end("query")
+		})
 	case typ == "get" && payload.is(nsDiscoIts, "query") && dst.Localpart() == "":
-		c.replyResult(el, `<query xmlns='`+nsDiscoIts+`'/>`)
+		c.replyResult(el, func(w *xmlWriter) { w.empty("query", "xmlns", nsDiscoIts) })
 	case ns == nsRoster:
 		c.replyError(el, "cancel", "feature-not-implemented", "This server does not store rosters.")
 	default:
@@ -225,20 +223,25 @@ func (c *conn) handlePresence(el element) {
 
 // broadcastUnavailable tells a user's other resources that c went offline.
 func (s *Server) broadcastUnavailable(c *conn) {
-	b := []byte(`<presence xmlns='` + nsClient + `' type='unavailable' from='` + escape(c.addr.String()) + `' to='` + escape(c.addr.Bare().String()) + `'/>`)
+	var w xmlWriter
+	w.empty("presence", "xmlns", nsClient, "type", "unavailable", "from", c.addr.String(), "to", c.addr.Bare().String())
 	for _, t := range s.reg.Resources(c.addr) {
-		t.Deliver(b)
+		t.Deliver(w.bytes())
 	}
 }
 
-// replyResult answers an iq with a result carrying payload (may be empty).
-func (c *conn) replyResult(iq element, payload string) {
-	from := iq.attr("to")
-	b := `<iq xmlns='` + nsClient + `' type='result' id='` + escape(iq.attr("id")) + `' to='` + escape(c.addr.String()) + `'`
-	if from != "" {
-		b += ` from='` + escape(from) + `'`
+// replyResult answers an iq with a result; payload, if not nil, writes its
+// content. An empty result is <iq ...></iq>, as clients match "</iq>".
+func (c *conn) replyResult(iq element, payload func(w *xmlWriter)) {
+	var w xmlWriter
+	w.start("iq", "xmlns", nsClient, "type", "result", "id", iq.attr("id"), "to", c.addr.String())
+	w.optAttr("from", iq.attr("to"))
+	w.content()
+	if payload != nil {
+		payload(&w)
 	}
-	c.send([]byte(b + `>` + payload + `</iq>`))
+	w.end("iq")
+	c.out.send(w.bytes())
 }
 
 // replyError answers a stanza with a stanza error (RFC 6120 §8.3). Errors
@@ -247,49 +250,50 @@ func (c *conn) replyError(el element, typ, condition, text string) {
 	if el.attr("type") == "error" {
 		return
 	}
-	c.send(stanzaError(el, c.addr.String(), typ, condition, text))
+	c.out.send(stanzaError(el, c.addr.String(), typ, condition, text, ""))
 }
 
-// stanzaError builds the error reply to el, addressed to "to".
-func stanzaError(el element, to, typ, condition, text string) []byte {
-	return stanzaErrorWith(el, to, typ, condition, text, "")
-}
-
-// stanzaErrorWith is stanzaError with an application-specific condition
-// element (RFC 6120 §8.3.2) after the text.
-func stanzaErrorWith(el element, to, typ, condition, text, extra string) []byte {
+// stanzaError builds the error reply to el, addressed to "to" (if not
+// empty). specific, if not empty, is an XEP-0050 condition element after
+// the text (RFC 6120 §8.3.2).
+func stanzaError(el element, to, typ, condition, text, specific string) []byte {
 	name := el.name().Local
-	b := `<` + name + ` xmlns='` + nsClient + `' type='error'`
-	if id := el.attr("id"); id != "" {
-		b += ` id='` + escape(id) + `'`
-	}
-	if from := el.attr("to"); from != "" {
-		b += ` from='` + escape(from) + `'`
-	}
-	if to != "" {
-		b += ` to='` + escape(to) + `'`
-	}
-	b += `><error type='` + typ + `'><` + condition + ` xmlns='` + nsStanzas + `'/>`
+	var w xmlWriter
+	w.start(name, "xmlns", nsClient, "type", "error")
+	w.optAttr("id", el.attr("id"))
+	w.optAttr("from", el.attr("to"))
+	w.optAttr("to", to)
+	w.start("error", "type", typ)
+	w.empty(condition, "xmlns", nsStanzas)
 	if text != "" {
-		b += `<text xmlns='` + nsStanzas + `' xml:lang='en'>` + escape(text) + `</text>`
+		w.elem("text", text, "xmlns", nsStanzas, "xml:lang", "en")
 	}
-	return []byte(b + extra + `</error></` + name + `>`)
+	if specific != "" {
+		w.empty(specific, "xmlns", adhoc.NS)
+	}
+	w.end("error")
+	w.end(name)
+	return w.bytes()
 }
 
 // pingRequest is the XEP-0199 keepalive the server sends an idle client.
 func pingRequest(domain, to, id string) []byte {
-	return []byte(`<iq xmlns='` + nsClient + `' type='get' id='ping-` + id + `' from='` + escape(domain) + `' to='` + escape(to) + `'><ping xmlns='` + nsPing + `'/></iq>`)
+	var w xmlWriter
+	w.start("iq", "xmlns", nsClient, "type", "get", "id", "ping-"+id, "from", domain, "to", to)
+	w.empty("ping", "xmlns", nsPing)
+	w.end("iq")
+	return w.bytes()
 }
 
 // message encodes a message from the server.
 func message(m session.Message) []byte {
-	b := `<message xmlns='` + nsClient + `' from='` + escape(m.From.String()) + `' to='` + escape(m.To.String()) + `'`
-	if m.Type != "" {
-		b += ` type='` + escape(m.Type) + `'`
-	}
-	b += `>`
+	var w xmlWriter
+	w.start("message", "xmlns", nsClient, "from", m.From.String(), "to", m.To.String())
+	w.optAttr("type", m.Type)
 	if m.Subject != "" {
-		b += `<subject>` + escape(m.Subject) + `</subject>`
+		w.elem("subject", m.Subject)
 	}
-	return []byte(b + `<body>` + escape(m.Body) + `</body></message>`)
+	w.elem("body", m.Body)
+	w.end("message")
+	return w.bytes()
 }

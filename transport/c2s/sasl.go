@@ -58,13 +58,15 @@ func (c *conn) mechanisms() []string {
 // negotiateSASL authenticates the client (RFC 6120 §6), allowing a few
 // retries after failures.
 func (c *conn) negotiateSASL() error {
-	var b strings.Builder
-	b.WriteString(`<stream:features xmlns:stream='` + nsStream + `'><mechanisms xmlns='` + nsSASL + `'>`)
+	var w xmlWriter
+	w.start("stream:features", "xmlns:stream", nsStream)
+	w.start("mechanisms", "xmlns", nsSASL)
 	for _, m := range c.mechanisms() {
-		b.WriteString(`<mechanism>` + m + `</mechanism>`)
+		w.elem("mechanism", m)
 	}
-	b.WriteString(`</mechanisms></stream:features>`)
-	if err := c.writeNow([]byte(b.String())); err != nil {
+	w.end("mechanisms")
+	w.end("stream:features")
+	if err := c.out.write(w.bytes()); err != nil {
 		return err
 	}
 	for failures := 0; ; {
@@ -90,7 +92,7 @@ func (c *conn) negotiateSASL() error {
 			} else {
 				c.log.Info().Str("condition", f.condition).Msg("authentication failed")
 			}
-			if err := c.writeNow(saslFailureElement(f)); err != nil {
+			if err := c.out.write(saslFailureElement(f)); err != nil {
 				return err
 			}
 			if failures++; failures >= c.srv.cfg.MaxAuthFailures {
@@ -112,11 +114,14 @@ func (c *conn) negotiateSASL() error {
 }
 
 func saslFailureElement(f *saslFailure) []byte {
-	s := `<failure xmlns='` + nsSASL + `'><` + f.condition + `/>`
+	var w xmlWriter
+	w.start("failure", "xmlns", nsSASL)
+	w.empty(f.condition)
 	if f.text != "" {
-		s += `<text xml:lang='en'>` + escape(f.text) + `</text>`
+		w.elem("text", f.text, "xml:lang", "en")
 	}
-	return []byte(s + `</failure>`)
+	w.end("failure")
+	return w.bytes()
 }
 
 // authenticate runs one SASL exchange. A *saslFailure means the client may
@@ -150,7 +155,9 @@ func (c *conn) authenticate(auth element) (jid.JID, error) {
 type saslExchange struct{ c *conn }
 
 func (ex *saslExchange) challenge(data []byte) ([]byte, error) {
-	if err := ex.c.writeNow([]byte(`<challenge xmlns='` + nsSASL + `'>` + base64.StdEncoding.EncodeToString(data) + `</challenge>`)); err != nil {
+	var w xmlWriter
+	w.elem("challenge", base64.StdEncoding.EncodeToString(data), "xmlns", nsSASL)
+	if err := ex.c.out.write(w.bytes()); err != nil {
 		return nil, err
 	}
 	el, err := ex.c.readElement()
@@ -200,7 +207,9 @@ func (c *conn) plain(msg []byte) (jid.JID, error) {
 	if err != nil {
 		return jid.JID{}, failedAs(accountFailure(err), user)
 	}
-	return user, c.writeNow([]byte(`<success xmlns='` + nsSASL + `'/>`))
+	var w xmlWriter
+	w.empty("success", "xmlns", nsSASL)
+	return user, c.out.write(w.bytes())
 }
 
 // userJID turns a SASL authentication identity (a localpart or a bare JID of

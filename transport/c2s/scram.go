@@ -111,7 +111,9 @@ func (c *conn) scram(ex *saslExchange, mech string, clientFirst []byte) (jid.JID
 	}
 	serverSignature := hmacSum(newHash, keys.ServerKey, authMessage)
 	success := base64.StdEncoding.EncodeToString([]byte("v=" + base64.StdEncoding.EncodeToString(serverSignature)))
-	return user, c.writeNow([]byte(`<success xmlns='` + nsSASL + `'>` + success + `</success>`))
+	var w xmlWriter
+	w.elem("success", success, "xmlns", nsSASL)
+	return user, c.out.write(w.bytes())
 }
 
 // splitGS2 splits "gs2-cbind-flag,[a=authzid]," from the bare message. We do

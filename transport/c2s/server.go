@@ -214,7 +214,7 @@ func (s *Server) Close(ctx context.Context) error {
 		return endErr
 	case <-ctx.Done():
 		for _, c := range conns {
-			_ = c.raw.Close()
+			c.out.hangup()
 		}
 		<-done
 		return ctx.Err()

@@ -74,7 +74,7 @@ func (c *conn) readHeader() error {
 			return newStreamErr("invalid-namespace", "Expected a <stream:stream> header in namespace "+nsStream+".")
 		}
 	}
-	if err := c.writeNow(c.streamHeader()); err != nil {
+	if err := c.out.write(c.streamHeader()); err != nil {
 		return err
 	}
 	c.headerSent = true
@@ -106,29 +106,58 @@ func attrValue(start xml.StartElement, space, local string) string {
 
 // streamHeader is our half of the stream opening.
 func (c *conn) streamHeader() []byte {
+	var w xmlWriter
 	if c.framed {
-		return []byte(`<open xmlns='` + nsFraming + `' id='` + c.id + `' from='` + escape(c.srv.cfg.Domain) + `' version='1.0' xml:lang='en'/>`)
+		w.empty("open", "xmlns", nsFraming, "id", c.id, "from", c.srv.cfg.Domain, "version", "1.0", "xml:lang", "en")
+		return w.bytes()
 	}
-	return []byte(`<?xml version='1.0'?><stream:stream xmlns='` + nsClient + `' xmlns:stream='` + nsStream +
-		`' id='` + c.id + `' from='` + escape(c.srv.cfg.Domain) + `' version='1.0' xml:lang='en'>`)
+	w.decl()
+	w.start("stream:stream", "xmlns", nsClient, "xmlns:stream", nsStream,
+		"id", c.id, "from", c.srv.cfg.Domain, "version", "1.0", "xml:lang", "en")
+	w.content()
+	return w.bytes()
 }
 
 // streamError encodes a stream error. The stream prefix is declared on the
 // element itself so that it also stands alone as a WebSocket frame.
+// A condition RFC 6120 does not define (a kick may come from another node)
+// is sent as undefined-condition.
 func streamError(condition, text string) []byte {
-	s := `<stream:error xmlns:stream='` + nsStream + `'><` + condition + ` xmlns='` + nsStreams + `'/>`
-	if text != "" {
-		s += `<text xmlns='` + nsStreams + `' xml:lang='en'>` + escape(text) + `</text>`
+	if !isStreamCondition(condition) {
+		condition = "undefined-condition"
 	}
-	return []byte(s + `</stream:error>`)
+	var w xmlWriter
+	w.start("stream:error", "xmlns:stream", nsStream)
+	w.empty(condition, "xmlns", nsStreams)
+	if text != "" {
+		w.elem("text", text, "xmlns", nsStreams, "xml:lang", "en")
+	}
+	w.end("stream:error")
+	return w.bytes()
+}
+
+// isStreamCondition reports the stream error conditions of RFC 6120 §4.9.3.
+func isStreamCondition(s string) bool {
+	switch s {
+	case "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone", "host-unknown",
+		"improper-addressing", "internal-server-error", "invalid-from", "invalid-namespace", "invalid-xml",
+		"not-authorized", "not-well-formed", "policy-violation", "remote-connection-failed", "reset",
+		"resource-constraint", "restricted-xml", "see-other-host", "system-shutdown", "undefined-condition",
+		"unsupported-encoding", "unsupported-feature", "unsupported-stanza-type", "unsupported-version":
+		return true
+	}
+	return false
 }
 
 // streamEnd closes our side of the stream.
 func streamEnd(framed bool) []byte {
+	var w xmlWriter
 	if framed {
-		return []byte(`<close xmlns='` + nsFraming + `'/>`)
+		w.empty("close", "xmlns", nsFraming)
+	} else {
+		w.end("stream:stream")
 	}
-	return []byte(`</stream:stream>`)
+	return w.bytes()
 }
 
 // readElement reads the next complete top-level element of the stream,
