@@ -138,6 +138,9 @@ func (m *Manager) prepareEnd(ctx context.Context, req session.EndRequest) error 
 	if req.Everyone {
 		return forbidden("Sessions are ended user by user.")
 	}
+	if req.Condition != "" && req.Condition != session.ConditionPolicyViolation {
+		return badRequest("Sessions are ended with %s; %q is the node's own.", session.ConditionPolicyViolation, req.Condition)
+	}
 	if err := m.authorize(req.Caller, endSessions, req.Users); err != nil {
 		return err
 	}

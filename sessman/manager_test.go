@@ -73,6 +73,8 @@ func TestEndSessions(t *testing.T) {
 	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.BadRequest})
 	_, err = e.mgr.End(ctx, session.EndRequest{Everyone: true, Caller: rootCaller})
 	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden}, "everyone is for the node's own shutdown")
+	_, err = e.mgr.End(ctx, session.EndRequest{Users: []jid.JID{alice}, All: true, Condition: "<x/>", Caller: rootCaller})
+	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.BadRequest}, "callers end with policy-violation only")
 	assert.Empty(t, c.kicked())
 
 	entries := e.audit(t, session.AuditQuery{Target: "alice@localhost"})

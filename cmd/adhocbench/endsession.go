@@ -165,7 +165,7 @@ func (v *victim) read(answer bool) {
 		}
 		if err != nil {
 			v.closedAt, v.readErr = time.Now(), err
-			// The server has closed: no close_notify, just the socket.
+			// The server has closed (close_notify and FIN): close the socket.
 			_ = v.tc.NetConn().Close() // already failed
 			return
 		}

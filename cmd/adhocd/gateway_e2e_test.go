@@ -384,9 +384,9 @@ func TestE2EGatewayFullJIDEndsOneResource(t *testing.T) {
 	// TCP connection, and the reply should not wait for the client's FIN.
 	assert.Less(t, took, endReplyBound,
 		"POST end-user-session of one mellium session took %s: the reply waits for the ended client's TCP FIN. "+
-			"transport/c2s/conn.go: after the client's </stream:stream> (errStreamClosed), teardown -> finish -> lingerClose "+
-			"half-closes and drains until EOF or KickGrace (2s); mellium's Session.Close does not close the socket, so the "+
-			"session is unbound, and sessman.Registry.End returns, only after KickGrace", took)
+			"transport/c2s/negotiate.go: after the client's </stream:stream> (errStreamClosed), teardown must unbind before it "+
+			"drains until EOF or KickGrace (2s); mellium's Session.Close does not close the socket, so a drain first would "+
+			"unbind the session, and return sessman.Registry.End, only after KickGrace", took)
 	assert.Equal(t, "application/json", resp.mediaType(t))
 	assert.JSONEq(t, notesJSON(t, "localhost", nodeEndUserSession, ended.LocalAddr().String()), string(resp.body))
 
