@@ -19,11 +19,27 @@ type xmlWriter struct {
 	open bool // a start tag still needs its '>' or '/>'
 }
 
+// writerStart is the first allocation of a writer: most of what the
+// listener writes (features, SASL steps, results, errors) fits, so an
+// element costs one allocation instead of a series of doublings.
+const writerStart = 256
+
+// grow gives an empty writer its first buffer.
+func (w *xmlWriter) grow() {
+	if w.b == nil {
+		w.b = make([]byte, 0, writerStart)
+	}
+}
+
 // decl writes the XML declaration.
-func (w *xmlWriter) decl() { w.b = append(w.b, "<?xml version='1.0'?>"...) }
+func (w *xmlWriter) decl() {
+	w.grow()
+	w.b = append(w.b, "<?xml version='1.0'?>"...)
+}
 
 // start begins an element with attrs given as name, value pairs.
 func (w *xmlWriter) start(name string, attrs ...string) {
+	w.grow()
 	w.content()
 	w.b = append(w.b, '<')
 	w.b = append(w.b, name...)
