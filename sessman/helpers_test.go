@@ -207,3 +207,12 @@ func (e *env) bind(t testing.TB, addr string, ago time.Duration) *client {
 	require.NoError(t, e.reg.Bind(c))
 	return c
 }
+
+// bindStuck binds a client that never goes away when kicked.
+func (e *env) bindStuck(t testing.TB, addr string) *client {
+	t.Helper()
+	c := newClient(e.reg, addr)
+	c.stuck = true
+	require.NoError(t, e.reg.Bind(c))
+	return c
+}

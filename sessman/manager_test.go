@@ -110,9 +110,7 @@ func TestEndSessionsBlockUnderASecond(t *testing.T) {
 
 func TestEndSessionsTimeout(t *testing.T) {
 	e := newEnv(t)
-	stuck := newClient(e.reg, "alice@localhost/stuck")
-	stuck.stuck = true
-	require.NoError(t, e.reg.Bind(stuck))
+	stuck := e.bindStuck(t, "alice@localhost/stuck")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
@@ -135,9 +133,7 @@ func TestEndSessionsTimeout(t *testing.T) {
 
 func TestEndUserSessionTimeoutIsAudited(t *testing.T) {
 	e := newEnv(t)
-	stuck := newClient(e.reg, "alice@localhost/stuck")
-	stuck.stuck = true
-	require.NoError(t, e.reg.Bind(stuck))
+	e.bindStuck(t, "alice@localhost/stuck")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()

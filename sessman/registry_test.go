@@ -79,9 +79,7 @@ func TestBindConflictWithTheSameSessionID(t *testing.T) {
 
 func TestEndTimesOutOnAConnectionThatNeverGoes(t *testing.T) {
 	e := newEnv(t)
-	stuck := newClient(e.reg, "alice@localhost/stuck")
-	stuck.stuck = true
-	require.NoError(t, e.reg.Bind(stuck))
+	stuck := e.bindStuck(t, "alice@localhost/stuck")
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	res, err := e.reg.End(ctx, session.EndRequest{Users: []jid.JID{stuck.addr}, All: true})
