@@ -58,17 +58,15 @@ func blockField(seconds string) (time.Duration, error) {
 	return time.Duration(n) * time.Second, nil
 }
 
-// onlineUsers returns the users online that keep selects, in no order.
+// onlineUsers returns the users online that keep selects, in no order;
+// keep is nil for every one, and then their activity is not looked up.
 func (m *Manager) onlineUsers(ctx context.Context, c adhoc.Caller, keep func(session.OnlineUser) bool) ([]session.OnlineUser, error) {
-	counts, err := m.Count(ctx, session.CountRequest{Caller: c})
-	if err != nil {
-		return nil, err
+	counts, err := m.Count(ctx, session.CountRequest{PerUser: true, Activity: keep != nil, Caller: c})
+	if err != nil || keep == nil {
+		return counts.Online, err
 	}
-	return slices.DeleteFunc(counts.Users, func(u session.OnlineUser) bool { return !keep(u) }), nil
+	return slices.DeleteFunc(counts.Online, func(u session.OnlineUser) bool { return !keep(u) }), nil
 }
-
-// anyOnline selects every online user.
-func anyOnline(session.OnlineUser) bool { return true }
 
 // active selects a user with a session that sent something within the
 // active window.
@@ -80,16 +78,22 @@ func (m *Manager) active(u session.OnlineUser) bool {
 // active or idle (XEP-0133 §4.15 to §4.17).
 func (m *Manager) idle(u session.OnlineUser) bool { return !m.active(u) }
 
-// countOnline counts the online users that keep selects.
-func (m *Manager) countOnline(keep func(session.OnlineUser) bool) func(context.Context, adhoc.Caller) (int, error) {
+// countOnline counts the online users, by the registry's numbers.
+func (m *Manager) countOnline(ctx context.Context, c adhoc.Caller) (int, error) {
+	counts, err := m.Count(ctx, session.CountRequest{Caller: c})
+	return counts.Users, err
+}
+
+// countUsers counts the online users that keep selects.
+func (m *Manager) countUsers(keep func(session.OnlineUser) bool) func(context.Context, adhoc.Caller) (int, error) {
 	return func(ctx context.Context, c adhoc.Caller) (int, error) {
 		users, err := m.onlineUsers(ctx, c, keep)
 		return len(users), err
 	}
 }
 
-// listOnline lists the bare JIDs of the online users that keep selects,
-// in order.
+// listOnline lists the bare JIDs of the online users that keep selects
+// (every one for nil), in order.
 func (m *Manager) listOnline(keep func(session.OnlineUser) bool) func(context.Context, adhoc.Caller, int) ([]string, error) {
 	return func(ctx context.Context, c adhoc.Caller, limit int) ([]string, error) {
 		online, err := m.onlineUsers(ctx, c, keep)

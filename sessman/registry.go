@@ -258,24 +258,31 @@ func (r *Registry) Get(_ context.Context, req session.GetRequest) (session.Sessi
 	return session.Of(e.conn), nil
 }
 
-// Count implements session.Sessions.
-func (r *Registry) Count(context.Context, session.CountRequest) (session.Counts, error) {
+// Count implements session.Sessions. Without req.Activity it looks at no
+// session: the numbers are the sizes of the registry's maps.
+func (r *Registry) Count(_ context.Context, req session.CountRequest) (session.Counts, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	counts := session.Counts{
-		Sessions:    len(r.byID),
-		ByTransport: make(map[string]int, 3),
-		Users:       make([]session.OnlineUser, 0, len(r.byUser)),
+	counts := session.Counts{Sessions: len(r.byID), Users: len(r.byUser)}
+	if !req.PerUser {
+		return counts, nil
+	}
+	counts.Online = make([]session.OnlineUser, 0, len(r.byUser))
+	if req.Activity {
+		counts.ByTransport = make(map[string]int, 3)
 	}
 	for bare, resources := range r.byUser {
 		u := session.OnlineUser{User: bare, Sessions: len(resources)}
 		for _, e := range resources {
+			if !req.Activity {
+				break
+			}
 			counts.ByTransport[e.conn.Transport()]++
 			if t := e.conn.LastActive(); t.After(u.LastActive) {
 				u.LastActive = t
 			}
 		}
-		counts.Users = append(counts.Users, u)
+		counts.Online = append(counts.Online, u)
 	}
 	return counts, nil
 }

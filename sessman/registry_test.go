@@ -139,12 +139,20 @@ func TestCountGroupsByUser(t *testing.T) {
 	e.bind(t, "bob@localhost/c", 2*time.Hour)
 	counts, err := e.reg.Count(t.Context(), session.CountRequest{})
 	require.NoError(t, err)
+	assert.Equal(t, session.Counts{Sessions: 3, Users: 2}, counts, "the numbers only, unless asked")
+	counts, err = e.reg.Count(t.Context(), session.CountRequest{PerUser: true})
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []session.OnlineUser{{User: "alice@localhost", Sessions: 2}, {User: "bob@localhost", Sessions: 1}},
+		counts.Online, "users without their activity, unless asked")
+	counts, err = e.reg.Count(t.Context(), session.CountRequest{PerUser: true, Activity: true})
+	require.NoError(t, err)
 	assert.Equal(t, 3, counts.Sessions)
+	assert.Equal(t, 2, counts.Users)
 	assert.Equal(t, map[string]int{"tls": 3}, counts.ByTransport)
 	assert.ElementsMatch(t, []session.OnlineUser{
 		{User: "alice@localhost", Sessions: 2, LastActive: recent.lastActive},
-		{User: "bob@localhost", Sessions: 1, LastActive: counts.Users[indexOf(counts.Users, "bob@localhost")].LastActive},
-	}, counts.Users)
+		{User: "bob@localhost", Sessions: 1, LastActive: counts.Online[indexOf(counts.Online, "bob@localhost")].LastActive},
+	}, counts.Online)
 }
 
 func indexOf(users []session.OnlineUser, user string) int {

@@ -117,22 +117,33 @@ type GetRequest struct {
 
 // CountRequest asks how many are online.
 type CountRequest struct {
-	Caller adhoc.Caller `json:"caller"`
+	// PerUser asks for Counts.Online too: each user online and its number
+	// of sessions.
+	PerUser bool `json:"per_user,omitempty"`
+	// Activity, with PerUser, asks for the last activity of each user and
+	// for Counts.ByTransport, which take a look at every session.
+	Activity bool         `json:"activity,omitempty"`
+	Caller   adhoc.Caller `json:"caller"`
 }
 
 // Counts are the sessions and users online.
 type Counts struct {
-	Sessions    int            `json:"sessions"`
-	ByTransport map[string]int `json:"by_transport"`
-	// Users has one entry per user online, in no particular order.
-	Users []OnlineUser `json:"users"`
+	Sessions int `json:"sessions"`
+	// Users is how many users are online. A user online on two nodes counts
+	// on each: a cluster counts the distinct users of Online instead.
+	Users int `json:"users"`
+	// ByTransport counts the sessions of each transport, with Activity.
+	ByTransport map[string]int `json:"by_transport,omitempty"`
+	// Online has one entry per user online, in no particular order, with
+	// PerUser.
+	Online []OnlineUser `json:"online,omitempty"`
 }
 
 // OnlineUser is a user with at least one session.
 type OnlineUser struct {
 	User       string    `json:"user"` // bare JID
 	Sessions   int       `json:"sessions"`
-	LastActive time.Time `json:"last_active"` // the latest of its sessions
+	LastActive time.Time `json:"last_active,omitzero"` // the latest of its sessions, with Activity
 }
 
 // AnnounceRequest asks to send a message to every session.

@@ -55,10 +55,10 @@ func TestRequestsRoundTrip(t *testing.T) {
 	get := session.GetRequest{User: jid.MustParse("alice@example.org"), ID: "abc", Caller: caller}
 	assert.Equal(t, get, roundTrip(t, get))
 
-	counts := session.Counts{Sessions: 2, ByTransport: map[string]int{"tls": 2},
-		Users: []session.OnlineUser{{User: "alice@example.org", Sessions: 2, LastActive: at}}}
+	counts := session.Counts{Sessions: 2, Users: 1, ByTransport: map[string]int{"tls": 2},
+		Online: []session.OnlineUser{{User: "alice@example.org", Sessions: 2, LastActive: at}}}
 	assert.Equal(t, counts, roundTrip(t, counts))
-	assert.Equal(t, session.CountRequest{Caller: caller}, roundTrip(t, session.CountRequest{Caller: caller}))
+	assert.Equal(t, session.CountRequest{PerUser: true, Activity: true, Caller: caller}, roundTrip(t, session.CountRequest{PerUser: true, Activity: true, Caller: caller}))
 
 	ann := session.AnnounceRequest{From: jid.MustParse("example.org"), Subject: "Maintenance", Body: "At noon.", Caller: caller}
 	assert.Equal(t, ann, roundTrip(t, ann))
