@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"mellium.im/xmpp/jid"
+)
+
+// TestE2ECommandLineChangesReachTheRunningServer runs `adhocd user` beside
+// a running `adhocd serve`, on the same data directory: a new password
+// turns the old one away over HTTP although the server had it cached, and
+// disabling an account ends its live XMPP session at once, as the ad-hoc
+// commands do; neither waits for the 30 s credential cache. Each change is
+// in the audit as the command line's.
+func TestE2ECommandLineChangesReachTheRunningServer(t *testing.T) {
+	dir := t.TempDir()
+	userAdd(t, dir, "hana@localhost", "hana-old")
+	userAdd(t, dir, "ivan@localhost", "ivan-pw")
+	d := startDaemonWith(t, dir, "--rate", "0") // the test polls faster than a non-admin may call
+	hana, ivan := jid.MustParse("hana@localhost"), jid.MustParse("ivan@localhost")
+	own := func(user, password string) gatewayResponse {
+		return d.sessCall(t, sessBasic(user, password), http.MethodGet, "/rest/users/"+user+"/sessions", "")
+	}
+	require.Equal(t, http.StatusOK, own(hana.String(), "hana-old").status, "cached from now on")
+	s := d.login(t, ivan, "ivan-pw", false)
+	done := served(s)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	passwd := exec.CommandContext(ctx, adhocdBinary(t), "user", "passwd", "--data", dir, hana.String())
+	passwd.Env = childEnv()
+	passwd.Stdin = strings.NewReader("hana-new\n")
+	out, err := passwd.CombinedOutput()
+	require.NoError(t, err, "adhocd user passwd: %s", out)
+	require.Eventually(t, func() bool { return own(hana.String(), "hana-old").status == http.StatusUnauthorized },
+		5*time.Second, 10*time.Millisecond, "the old password is turned away well before the cache would expire")
+	assert.Equal(t, http.StatusOK, own(hana.String(), "hana-new").status)
+
+	sessCLI(t, "user", "disable", "--data", dir, ivan.String())
+	expectStreamError(t, ivan, done, "policy-violation", "Your account was disabled.")
+	_, err = d.tryLogin(t, ivan, "ivan-pw")
+	assert.Equal(t, "account-disabled", saslCondition(err))
+
+	audit := sessCLI(t, "audit", "--data", dir, "--actor", "cli")
+	for _, want := range []string{"\tuser-password\thana@localhost\tok\t", "\tuser-disable\tivan@localhost\tok\t"} {
+		assert.Contains(t, audit, want)
+	}
+}
