@@ -21,9 +21,6 @@ const MaxFields = 1000
 // NSData is the XML namespace of XEP-0004 data forms.
 const NSData = "jabber:x:data"
 
-// nsXML is the namespace of the xml: prefix.
-const nsXML = "http://www.w3.org/XML/1998/namespace"
-
 // DecodeRequest reads a request envelope in the format f and returns the
 // request and the dialect it was written in: TigaseJSON for f TigaseJSON,
 // and for the XML formats NativeXML when the root element is in the
