@@ -32,9 +32,13 @@ type Caller struct {
 	ReadOnly bool `json:"read_only,omitempty"`
 	// Name names the caller in the audit: the bare JID, apikey:<name>,
 	// pusher:<app id> or cli.
-	Name       string `json:"name"`
+	Name string `json:"name"`
+	// RemoteAddr is the caller's address: the network peer's, or the one
+	// a trusted proxy named.
 	RemoteAddr string `json:"remote_addr,omitempty"`
-	RequestID  string `json:"request_id,omitempty"`
+	// Peer is the network peer's address, proxy or not.
+	Peer      string `json:"peer,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Account reports whether the caller is an account that logged in itself

@@ -36,7 +36,7 @@ func (a *Accounts) audit(ctx context.Context, c adhoc.Caller, action string, tar
 	}
 	_, err := a.db.AppendAudit(ctx, session.AuditEntry{
 		Time: time.Now(), Actor: name, Auth: c.Auth, Action: action, Targets: targets,
-		Outcome: outcome, Detail: detail, RemoteAddr: c.RemoteAddr, RequestID: c.RequestID,
+		Outcome: outcome, Detail: detail, RemoteAddr: c.RemoteAddr, Peer: c.Peer, RequestID: c.RequestID,
 	})
 	if err != nil {
 		a.log.Error().Err(err).Str("action", action).Msg("writing the audit failed")

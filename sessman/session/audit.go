@@ -17,6 +17,7 @@ type AuditEntry struct {
 	Outcome    string    `json:"outcome"`     // "ok", or an error condition like "forbidden"
 	Detail     string    `json:"detail"`      // short human text; never secrets
 	RemoteAddr string    `json:"remote_addr"` // of the caller, when it came over the network
+	Peer       string    `json:"peer"`        // the network peer: the caller, or the trusted proxy it came through
 	RequestID  string    `json:"request_id"`  // the HTTP request id, or the IQ id in-band
 }
 

@@ -144,7 +144,7 @@ func (db *DB) insertAudit(tx *sql.Tx, batch []*auditWrite) error {
 			return err
 		}
 		if err := entry.QueryRow(e.Time.UnixMilli(), e.Actor, e.Auth, e.Action, string(targetsJSON), e.Outcome, e.Detail,
-			e.RemoteAddr, e.RequestID).Scan(&w.id); err != nil {
+			e.RemoteAddr, e.Peer, e.RequestID).Scan(&w.id); err != nil {
 			return err
 		}
 		for _, t := range e.Targets {
@@ -193,7 +193,7 @@ func (db *DB) Audit(ctx context.Context, q session.AuditQuery) (session.AuditPag
 	}
 	page := fmt.Sprintf(` ORDER BY id DESC LIMIT $%d OFFSET $%d`, len(args)+1, len(args)+2)
 	rows, err := db.sql.QueryContext(ctx,
-		`SELECT id, time, actor, auth, action, targets, outcome, detail, remote_addr, request_id FROM audit`+
+		`SELECT id, time, actor, auth, action, targets, outcome, detail, remote_addr, peer, request_id FROM audit`+
 			where+page, append(args, limit, q.Offset)...)
 	if err != nil {
 		return session.AuditPage{}, fmt.Errorf("store: list audit entries: %w", err)
@@ -207,7 +207,7 @@ func (db *DB) Audit(ctx context.Context, q session.AuditQuery) (session.AuditPag
 			targets string
 		)
 		if err := rows.Scan(&e.ID, &ms, &e.Actor, &e.Auth, &e.Action, &targets, &e.Outcome, &e.Detail,
-			&e.RemoteAddr, &e.RequestID); err != nil {
+			&e.RemoteAddr, &e.Peer, &e.RequestID); err != nil {
 			return session.AuditPage{}, fmt.Errorf("store: list audit entries: %w", err)
 		}
 		e.Time = time.UnixMilli(ms).UTC()

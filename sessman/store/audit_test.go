@@ -30,7 +30,8 @@ func TestAppendAudit(t *testing.T) {
 		Targets:    []string{"bob@localhost", "s1", "bob@localhost"},
 		Outcome:    "ok",
 		Detail:     "ended 2 sessions, blocked 600s",
-		RemoteAddr: "127.0.0.1:4242",
+		RemoteAddr: "192.0.2.7",
+		Peer:       "127.0.0.1:4242",
 		RequestID:  "req-1",
 	}
 	id, err := db.AppendAudit(ctx, e)

@@ -155,6 +155,14 @@ CREATE TABLE audit_targets (
 	origin TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX account_changes_at ON account_changes (at);`,
+	// Version 5: the audit keeps the network peer beside the caller's
+	// address (which a trusted proxy may have named), and secrets holds the
+	// server's own secrets (secrets.go), created on first use.
+	`ALTER TABLE audit ADD COLUMN peer TEXT NOT NULL DEFAULT '';
+CREATE TABLE secrets (
+	name  TEXT NOT NULL PRIMARY KEY,
+	value TEXT NOT NULL
+);`,
 }
 
 // DB is an open account database.
@@ -183,8 +191,8 @@ func (db *DB) prepare(ctx context.Context) error {
 			WHERE a.jid = $1 AND c.hash = $2`},
 		{&db.stmt.activeBlock, `SELECT until_ms, reason FROM blocks WHERE jid = $1`},
 		// RETURNING: SQLite 3.35+ and PostgreSQL.
-		{&db.stmt.auditEntry, `INSERT INTO audit (time, actor, auth, action, targets, outcome, detail, remote_addr, request_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`},
+		{&db.stmt.auditEntry, `INSERT INTO audit (time, actor, auth, action, targets, outcome, detail, remote_addr, peer, request_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`},
 		{&db.stmt.auditTarget, `INSERT INTO audit_targets (audit_id, target) VALUES ($1, $2) ON CONFLICT DO NOTHING`},
 	} {
 		stmt, err := db.sql.PrepareContext(ctx, s.query)
