@@ -36,8 +36,27 @@ type Info struct {
 	Node string
 	// Name is the human name shown in listings.
 	Name string
-	// AdminOnly hides the command from non-admins and forbids them to run it.
+	// AdminOnly hides the command from non-admins and forbids them to run
+	// it, unless the command is a Permitter, which decides itself.
 	AdminOnly bool
+}
+
+// A Permitter is a Command that decides itself who may see and run it, in
+// place of Info.AdminOnly: the registry lists it to the callers Permits
+// allows, and leaves refusing the others to its Execute, which so may
+// record the refusal.
+type Permitter interface {
+	Command
+	Permits(Caller) bool
+}
+
+// permits reports whether caller may see and run cmd, as far as the
+// registry decides: a Permitter's Execute decides again.
+func permits(cmd Command, caller Caller) bool {
+	if p, ok := cmd.(Permitter); ok {
+		return p.Permits(caller)
+	}
+	return !cmd.Info().AdminOnly || caller.Admin
 }
 
 // Action is what the requester asks a command to do (XEP-0050 §3.4).
@@ -99,7 +118,7 @@ type Request struct {
 	To jid.JID
 	// Caller is who sends the request; the registry keys multi-stage
 	// sessions by the bare Caller.JID and offers AdminOnly commands to
-	// Caller.Admin only.
+	// Caller.Admin only (a Permitter decides itself).
 	Caller Caller
 	// Node names the command.
 	Node string

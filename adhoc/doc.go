@@ -48,7 +48,8 @@
 // transports authenticated them: every request carries it to the command,
 // and a component's owner can refuse a caller outright with
 // [Registry.Guard]. It decides nothing about callers itself but what the
-// XEP says: AdminOnly commands are for Caller.Admin.
+// XEP says: AdminOnly commands are for Caller.Admin, unless a command
+// decides itself ([Permitter]).
 // It imports nothing of adhocd (only mellium's jid and stanza): it is the
 // bottom of the import graph.
 package adhoc

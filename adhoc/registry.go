@@ -207,7 +207,8 @@ func (r *Registry) lookup(comp jid.JID) (string, *component, error) {
 
 // Commands lists the commands of the component that the caller may run, in
 // registration order: every command for an admin, those that are not
-// AdminOnly for anyone else (XEP-0050 §2.2).
+// AdminOnly for anyone else (XEP-0050 §2.2); a Permitter when it permits
+// the caller.
 // An unknown component is an *Error with condition item-not-found; a caller
 // the component's Guard refuses gets its error.
 func (r *Registry) Commands(comp jid.JID, caller Caller) ([]Info, error) {
@@ -222,11 +223,9 @@ func (r *Registry) Commands(comp jid.JID, caller Caller) ([]Info, error) {
 	}
 	infos := make([]Info, 0, len(c.order))
 	for _, node := range c.order {
-		info := c.cmds[node].Info()
-		if info.AdminOnly && !caller.Admin {
-			continue
+		if cmd := c.cmds[node]; permits(cmd, caller) {
+			infos = append(infos, cmd.Info())
 		}
-		infos = append(infos, info)
 	}
 	return infos, nil
 }
@@ -236,7 +235,7 @@ func (r *Registry) Commands(comp jid.JID, caller Caller) ([]Info, error) {
 //
 // Errors are *Error values: item-not-found for an unknown component or node,
 // the error of the component's Guard, forbidden when an AdminOnly command
-// is run by a non-admin, and for
+// is run by a non-admin (a Permitter refuses in its Execute), and for
 // sessions bad-sessionid (unknown, or of another requester or node),
 // session-expired, bad-action (next or prev that the previous stage did not
 // offer, or without a session), malformed-action, conflict (another stage of
@@ -295,7 +294,7 @@ func (r *Registry) Execute(ctx context.Context, req Request) (Response, error) {
 			Text:      fmt.Sprintf("There is no command %q at %s.", req.Node, req.To),
 		}
 	}
-	if cmd.Info().AdminOnly && !req.Caller.Admin {
+	if _, decides := cmd.(Permitter); !decides && !permits(cmd, req.Caller) {
 		return Response{}, &Error{Condition: stanza.Forbidden, Text: "Only administrators may run this command."}
 	}
 	if _, err := ParseAction(string(req.Action)); err != nil {

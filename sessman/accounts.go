@@ -52,6 +52,7 @@ type Accounts struct {
 	cfg    AccountsConfig
 	db     *store.DB
 	log    zerolog.Logger
+	domain string          // cfg.Domain, canonical
 	admins map[string]bool // bare JIDs
 	creds  *credCache
 
@@ -80,6 +81,9 @@ func NewAccounts(cfg AccountsConfig, db *store.DB, logger zerolog.Logger) *Accou
 		log:    logger.With().Str("component", "accounts").Logger(),
 		admins: make(map[string]bool, len(cfg.Admins)),
 		creds:  newCredCache(cfg.CredentialTTL),
+	}
+	if d, err := jid.Parse(cfg.Domain); err == nil {
+		a.domain = d.Domainpart()
 	}
 	for _, adm := range cfg.Admins {
 		a.admins[adm.Bare().String()] = true
@@ -237,8 +241,12 @@ func (a *Accounts) RecordLogin(ctx context.Context, user jid.JID, at time.Time) 
 
 // Login checks the password of an HTTP caller, remembering it for
 // CredentialTTL, and returns the caller with Auth basic, or the errors of
-// VerifyPassword.
+// VerifyPassword. A user of a domain not served here is
+// session.ErrNotServed, before any password is looked at.
 func (a *Accounts) Login(ctx context.Context, user jid.JID, password string) (adhoc.Caller, error) {
+	if !a.serves(user.Domainpart()) {
+		return adhoc.Caller{}, fmt.Errorf("%w: %s", session.ErrNotServed, user.Domainpart())
+	}
 	return a.creds.check(user, password, func() (adhoc.Caller, error) {
 		if err := a.VerifyPassword(ctx, user, password); err != nil {
 			return adhoc.Caller{}, err
@@ -258,19 +266,26 @@ func (a *Accounts) Caller(ctx context.Context, user jid.JID, auth string) (adhoc
 }
 
 // APIKey returns the caller of an API key: session.ErrUnknownKey for a
-// malformed or unknown secret, session.ErrKeyRevoked for a revoked key.
-// A key acts as an administrator of its domain, read-only or not.
+// malformed or unknown secret, session.ErrKeyRevoked for a revoked key,
+// session.ErrNotServed for a key of a domain not served here. A key is no
+// admin: what it may do is the session manager's to decide.
 func (a *Accounts) APIKey(ctx context.Context, secret string) (adhoc.Caller, error) {
 	key, err := a.db.APIKeyBySecret(ctx, secret)
 	if err != nil {
 		return adhoc.Caller{}, err
 	}
+	if !a.serves(key.Domain) {
+		return adhoc.Caller{}, fmt.Errorf("%w: API key %s is for %s", session.ErrNotServed, key.ID, key.Domain)
+	}
 	domain, err := jid.New("", key.Domain, "")
 	if err != nil {
 		return adhoc.Caller{}, fmt.Errorf("sessman: API key %s names no valid domain: %w", key.ID, err)
 	}
-	return adhoc.Caller{JID: domain, Auth: adhoc.AuthAPIKey, Admin: true, ReadOnly: key.ReadOnly, Name: "apikey:" + key.Name}, nil
+	return adhoc.Caller{JID: domain, Auth: adhoc.AuthAPIKey, ReadOnly: key.ReadOnly, Name: "apikey:" + key.Name}, nil
 }
+
+// serves reports whether domain (a canonical domainpart) is the one served.
+func (a *Accounts) serves(domain string) bool { return domain != "" && domain == a.domain }
 
 // IsAdmin reports whether user (bare or full) is an administrator: a JID
 // named in AccountsConfig.Admins, or an account marked admin and not
@@ -369,20 +384,42 @@ func (a *Accounts) CreateAPIKey(ctx context.Context, c adhoc.Caller, name, domai
 	return secret, key, nil
 }
 
-// RevokeAPIKey revokes an API key: it is refused from then on.
-func (a *Accounts) RevokeAPIKey(ctx context.Context, c adhoc.Caller, id string) error {
-	detail := ""
-	if keys, err := a.db.APIKeys(ctx); err == nil {
-		for _, k := range keys {
-			if k.ID == id {
-				detail = fmt.Sprintf("name %q, domain %s", k.Name, k.Domain)
-				if !k.RevokedAt.IsZero() {
-					detail += ", already revoked"
-				}
-			}
+// RevokeAPIKey revokes the API key id of domain (any domain when it is
+// empty, for the command line): it is refused from then on. A key of
+// another domain is store.ErrNotFound, as one that does not exist. The
+// audit names the key by id and name.
+func (a *Accounts) RevokeAPIKey(ctx context.Context, c adhoc.Caller, domain, id string) error {
+	detail, err := "", error(nil)
+	key, found, lerr := a.apiKey(ctx, id)
+	switch {
+	case lerr != nil:
+		err = lerr
+	case !found:
+		err = a.db.RevokeAPIKey(ctx, id) // the store's own not-found
+	case domain != "" && key.Domain != domain:
+		err = fmt.Errorf("sessman: API key %s is not of %s: %w", id, domain, store.ErrNotFound)
+	default:
+		detail = fmt.Sprintf("name %q, domain %s", key.Name, key.Domain)
+		if !key.RevokedAt.IsZero() {
+			detail += ", already revoked"
+		}
+		err = a.db.RevokeAPIKey(ctx, id)
+	}
+	return a.audited(ctx, c, "apikey-revoke", []string{id}, detail, err)
+}
+
+// apiKey finds the API key id, revoked or not.
+func (a *Accounts) apiKey(ctx context.Context, id string) (store.APIKey, bool, error) {
+	keys, err := a.db.APIKeys(ctx)
+	if err != nil {
+		return store.APIKey{}, false, err
+	}
+	for _, k := range keys {
+		if k.ID == id {
+			return k, true, nil
 		}
 	}
-	return a.audited(ctx, c, "apikey-revoke", []string{id}, detail, a.db.RevokeAPIKey(ctx, id))
+	return store.APIKey{}, false, nil
 }
 
 // EnsureAdmin makes sure an admin exists: when no account is one, it
@@ -477,14 +514,6 @@ func (a *Accounts) block(ctx context.Context, users []jid.JID, until time.Time, 
 	}
 	a.changed(users, "account blocked")
 	return nil
-}
-
-func (a *Accounts) createAPIKey(ctx context.Context, name, domain string, readOnly bool) (string, store.APIKey, error) {
-	return a.db.CreateAPIKey(ctx, name, domain, readOnly)
-}
-
-func (a *Accounts) revokeAPIKey(ctx context.Context, id string) error {
-	return a.db.RevokeAPIKey(ctx, id)
 }
 
 func jidStrings(users []jid.JID) []string {

@@ -39,27 +39,32 @@ type command struct {
 	run   func(ctx context.Context, c adhoc.Caller, vals adhoc.Values) ([]adhoc.Field, error)
 	m     *Manager
 	// perm is what the command asks of authorize; a command that changes
-	// something (not readAccounts) is audited.
+	// something (perm.changes) is audited, refusals too.
 	perm permission
+	// action names the command in the audit: adhoc:<node>, unless run
+	// writes its own entry under action (audits), as the API key commands
+	// do through the audited Accounts methods that the command line uses.
+	action string
+	audits bool
 }
 
-var _ adhoc.Command = (*command)(nil)
+var _ adhoc.Permitter = (*command)(nil)
 
 // adminNode is the node of the XEP-0133 command name.
 func adminNode(name string) string { return AdminNS + "#" + name }
 
-// newCommand returns the command node of m.
-// Only end-user-session is self-service: a non-admin may run it on their
-// own account; every other command is for admins only.
+// newCommand returns the command node of m, which callers may see and run
+// as authorize decides for perm.
 func (m *Manager) newCommand(node, human string, perm permission, form *adhoc.Form,
 	run func(context.Context, adhoc.Caller, adhoc.Values) ([]adhoc.Field, error)) *command {
 	c := &command{
-		info:  adhoc.Info{Node: node, Name: human, AdminOnly: perm != endSessions},
-		form:  form,
-		check: form,
-		run:   run,
-		m:     m,
-		perm:  perm,
+		info:   adhoc.Info{Node: node, Name: human},
+		form:   form,
+		check:  form,
+		run:    run,
+		m:      m,
+		perm:   perm,
+		action: "adhoc:" + node,
 	}
 	if form != nil {
 		check := *form
@@ -77,14 +82,30 @@ func (m *Manager) newCommand(node, human string, perm permission, form *adhoc.Fo
 // Info implements adhoc.Command.
 func (c *command) Info() adhoc.Info { return c.info }
 
+// Permits implements adhoc.Permitter: the command is listed to the callers
+// that may run it on someone.
+func (c *command) Permits(caller adhoc.Caller) bool {
+	return c.m.authorize(caller, c.perm, nil) == nil
+}
+
 // Execute implements adhoc.Command.
+// A caller that may not run the command is refused before anything else.
 // A request for the form gets it (status executing, action complete);
-// anything else is a submission, validated, authorized and run at once, so
-// that a single request with fields and no session completes the command.
-// A command that changes something is audited as adhoc:<node>, with the
-// JIDs it was given, unless authorization refused it (nothing was done).
+// anything else is a submission, validated, authorized for the JIDs it
+// names and run at once, so that a single request with fields and no
+// session completes the command.
+// A command that changes something is audited as its action, with the
+// JIDs it was given, and so is a submission refused (outcome forbidden).
 func (c *command) Execute(ctx context.Context, req adhoc.Request) (adhoc.Response, error) {
-	if c.form != nil && req.WantsForm() {
+	wantsForm := c.form != nil && req.WantsForm()
+	if err := c.m.authorize(req.Caller, c.perm, nil); err != nil {
+		if !wantsForm {
+			vals, _ := c.check.Validate(req.Fields) // for the targets it names, if valid
+			err = c.refused(ctx, req.Caller, jidNames(vals), err)
+		}
+		return adhoc.Response{}, err
+	}
+	if wantsForm {
 		return adhoc.Response{
 			Status:  adhoc.StatusExecuting,
 			Actions: []adhoc.Action{adhoc.ActionComplete},
@@ -96,17 +117,13 @@ func (c *command) Execute(ctx context.Context, req adhoc.Request) (adhoc.Respons
 	if err != nil {
 		return adhoc.Response{}, err
 	}
-	targets := append(vals.JIDs(fieldAccountJIDs), vals.JIDs(fieldAccountJID)...)
-	if err := c.m.authorize(req.Caller, c.perm, targets); err != nil {
-		return adhoc.Response{}, err
+	targets := jidNames(vals)
+	if err := c.m.authorize(req.Caller, c.perm, append(vals.JIDs(fieldAccountJIDs), vals.JIDs(fieldAccountJID)...)); err != nil {
+		return adhoc.Response{}, c.refused(ctx, req.Caller, targets, err)
 	}
 	fields, err := c.run(ctx, req.Caller, vals)
-	if c.perm != readAccounts {
-		names := make([]string, len(targets))
-		for i, t := range targets {
-			names[i] = t.String()
-		}
-		if aerr := c.m.accounts.audit(ctx, req.Caller, "adhoc:"+c.info.Node, names, outcome(err), ""); aerr != nil && err == nil {
+	if c.perm.changes() && !c.audits {
+		if aerr := c.m.accounts.audit(ctx, req.Caller, c.action, targets, outcome(err), ""); aerr != nil && err == nil {
 			err = aerr
 		}
 	}
@@ -117,6 +134,28 @@ func (c *command) Execute(ctx context.Context, req adhoc.Request) (adhoc.Respons
 		Status: adhoc.StatusCompleted,
 		Form:   &adhoc.Form{Type: adhoc.FormTypeResult, Fields: fields},
 	}, nil
+}
+
+// jidNames are the JIDs of accountjids and accountjid, as given, for the
+// audit.
+func jidNames(vals adhoc.Values) []string {
+	var names []string
+	for _, u := range append(vals.JIDs(fieldAccountJIDs), vals.JIDs(fieldAccountJID)...) {
+		names = append(names, u.String())
+	}
+	return names
+}
+
+// refused audits the refusal err of a submission that would have changed
+// something, and returns err, or the audit's error.
+func (c *command) refused(ctx context.Context, caller adhoc.Caller, targets []string, err error) error {
+	if !c.perm.changes() {
+		return err
+	}
+	if aerr := c.m.accounts.audit(ctx, caller, c.action, targets, outcome(err), "refused"); aerr != nil {
+		return aerr
+	}
+	return err
 }
 
 // commands returns every command: end-user-session first, then the
@@ -133,23 +172,23 @@ func (m *Manager) commandList() []*command {
 					adhoc.Field{Var: fieldReason, Type: adhoc.FieldTextSingle, Label: "Reason, sent to the client"},
 					adhoc.Field{Var: fieldBlock, Type: adhoc.FieldTextSingle, Label: "Refuse new logins for this many seconds"})...),
 			m.endUserSession),
-		m.newCommand(adminNode("add-user"), "Add User", changeThings,
+		m.newCommand(adminNode("add-user"), "Add User", changeAccounts,
 			form("Adding a User", "Fill out this form to add a user.",
 				accountField("The Jabber ID for the account to be added"),
 				passwordField("The password for this account"),
 				adhoc.Field{Var: fieldPasswordVerify, Type: adhoc.FieldTextPrivate, Label: "Retype password", Required: true},
 				adhoc.Field{Var: "email", Type: adhoc.FieldTextSingle, Label: "Email address (not stored)"}),
 			m.addUser),
-		m.newCommand(adminNode("delete-user"), "Delete User", changeThings,
+		m.newCommand(adminNode("delete-user"), "Delete User", changeAccounts,
 			form("Deleting a User", "Fill out this form to delete a user.", accountsFields("The Jabber ID(s) to delete")...),
 			m.changeAccounts(m.accounts.deleteUsers, "Your account was deleted.")),
-		m.newCommand(adminNode("disable-user"), "Disable User", changeThings,
+		m.newCommand(adminNode("disable-user"), "Disable User", changeAccounts,
 			form("Disabling a User", "Fill out this form to disable a user.", accountsFields("The Jabber ID(s) to disable")...),
 			m.changeAccounts(m.disableUsers, "Your account was disabled.")),
-		m.newCommand(adminNode("reenable-user"), "Re-Enable User", changeThings,
+		m.newCommand(adminNode("reenable-user"), "Re-Enable User", changeAccounts,
 			form("Re-Enable a User", "Fill out this form to re-enable a user.", accountsFields("The Jabber ID(s) to re-enable")...),
 			m.changeAccounts(m.enableUsers, "")),
-		m.newCommand(adminNode("change-user-password"), "Change User Password", changeThings,
+		m.newCommand(adminNode("change-user-password"), "Change User Password", changeAccounts,
 			form("Changing a User Password", "Fill out this form to change a user's password.",
 				accountField("The Jabber ID for this account"), passwordField("The password for this account")),
 			m.changeUserPassword),
@@ -157,22 +196,22 @@ func (m *Manager) commandList() []*command {
 			form("Getting a User's Last Login Time", "Fill out this form to get a user's last login time.",
 				accountField("The Jabber ID for which to retrieve the last login time")),
 			m.getUserLastLogin),
-		m.newCommand(adminNode("user-stats"), "Get User Statistics", readAccounts,
+		m.newCommand(adminNode("user-stats"), "Get User Statistics", readSessions,
 			form("Get User Statistics", "Fill out this form to gather user statistics.",
 				accountField("The Jabber ID for statistics")),
 			m.userStats),
-		m.numCommand("get-registered-users-num", "Registered Users", "registeredusersnum", m.countAccounts(false)),
-		m.numCommand("get-disabled-users-num", "Disabled Users", "disabledusersnum", m.countAccounts(true)),
-		m.numCommand("get-online-users-num", "Online Users", "onlineusersnum", m.countOnline),
-		m.numCommand("get-active-users-num", "Active Users", "activeusersnum", m.countUsers(m.active)),
-		m.numCommand("get-idle-users-num", "Idle Users", "idleusersnum", m.countUsers(m.idle)),
-		m.listCommand("get-registered-users-list", "Registered Users", "registereduserjids", m.listAccounts(false)),
-		m.listCommand("get-disabled-users-list", "Disabled Users", "disableduserjids", m.listAccounts(true)),
-		m.listCommand("get-online-users-list", "Online Users", "onlineuserjids", m.listOnline(nil)),
-		m.listCommand("get-online-users", "Online Users with Resources", "onlineuserjids", m.listResources),
-		m.listCommand("get-active-users", "Active Users", "activeuserjids", m.listOnline(m.active)),
-		m.listCommand("get-idle-users", "Idle Users", "idleuserjids", m.listOnline(m.idle)),
-		m.newCommand(adminNode("announce"), "Send Announcement to Online Users", changeThings,
+		m.numCommand("get-registered-users-num", readAccounts, "Registered Users", "registeredusersnum", m.countAccounts(false)),
+		m.numCommand("get-disabled-users-num", readAccounts, "Disabled Users", "disabledusersnum", m.countAccounts(true)),
+		m.numCommand("get-online-users-num", readSessions, "Online Users", "onlineusersnum", m.countOnline),
+		m.numCommand("get-active-users-num", readSessions, "Active Users", "activeusersnum", m.countUsers(m.active)),
+		m.numCommand("get-idle-users-num", readSessions, "Idle Users", "idleusersnum", m.countUsers(m.idle)),
+		m.listCommand("get-registered-users-list", readAccounts, "Registered Users", "registereduserjids", m.listAccounts(false)),
+		m.listCommand("get-disabled-users-list", readAccounts, "Disabled Users", "disableduserjids", m.listAccounts(true)),
+		m.listCommand("get-online-users-list", readSessions, "Online Users", "onlineuserjids", m.listOnline(nil)),
+		m.listCommand("get-online-users", readSessions, "Online Users with Resources", "onlineuserjids", m.listResources),
+		m.listCommand("get-active-users", readSessions, "Active Users", "activeuserjids", m.listOnline(m.active)),
+		m.listCommand("get-idle-users", readSessions, "Idle Users", "idleuserjids", m.listOnline(m.idle)),
+		m.newCommand(adminNode("announce"), "Send Announcement to Online Users", announce,
 			form("Making an Announcement", "Fill out this form to make an announcement to all active users of this service.",
 				adhoc.Field{Var: fieldSubject, Type: adhoc.FieldTextSingle, Label: "Subject"},
 				adhoc.Field{Var: fieldBody, Type: adhoc.FieldTextMulti, Label: "Announcement", Required: true}),
@@ -182,8 +221,8 @@ func (m *Manager) commandList() []*command {
 
 // numCommand is a command without input that answers with a number of
 // users in the text-single field v (XEP-0133 §4.13 to §4.17).
-func (m *Manager) numCommand(name, what, v string, count func(context.Context, adhoc.Caller) (int, error)) *command {
-	return m.newCommand(adminNode(name), "Get Number of "+what, readAccounts, nil, func(ctx context.Context, c adhoc.Caller, _ adhoc.Values) ([]adhoc.Field, error) {
+func (m *Manager) numCommand(name string, perm permission, what, v string, count func(context.Context, adhoc.Caller) (int, error)) *command {
+	return m.newCommand(adminNode(name), "Get Number of "+what, perm, nil, func(ctx context.Context, c adhoc.Caller, _ adhoc.Values) ([]adhoc.Field, error) {
 		n, err := count(ctx, c)
 		if err != nil {
 			return nil, err
@@ -204,7 +243,7 @@ var maxItems = []string{"25", "50", "75", "100", "150", "200", "none"}
 // listCommand is a command that asks for max_items and answers with a list
 // of JIDs in the jid-multi field v (XEP-0133 §4.18 to §4.22).
 // An absent max_items, like none, means no limit.
-func (m *Manager) listCommand(name, what, v string, list func(ctx context.Context, c adhoc.Caller, limit int) ([]string, error)) *command {
+func (m *Manager) listCommand(name string, perm permission, what, v string, list func(ctx context.Context, c adhoc.Caller, limit int) ([]string, error)) *command {
 	opts := make([]adhoc.Option, len(maxItems))
 	for i, o := range maxItems {
 		opts[i] = adhoc.Option{Label: o, Value: o}
@@ -212,7 +251,7 @@ func (m *Manager) listCommand(name, what, v string, list func(ctx context.Contex
 	opts[len(opts)-1].Label = "None"
 	f := form("Requesting List of "+what, "Fill out this form to request the "+strings.ToLower(what)+" of this service.",
 		adhoc.Field{Var: fieldMaxItems, Type: adhoc.FieldListSingle, Label: "Maximum number of items to show", Options: opts})
-	return m.newCommand(adminNode(name), "Get List of "+what, readAccounts, f, func(ctx context.Context, c adhoc.Caller, vals adhoc.Values) ([]adhoc.Field, error) {
+	return m.newCommand(adminNode(name), "Get List of "+what, perm, f, func(ctx context.Context, c adhoc.Caller, vals adhoc.Values) ([]adhoc.Field, error) {
 		limit := 0
 		if s := vals.Get(fieldMaxItems); s != "" && s != "none" {
 			limit, _ = strconv.Atoi(s) // one of the numeric options: Validate checked it

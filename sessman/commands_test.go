@@ -3,6 +3,7 @@ package sessman_test
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,12 +30,11 @@ var allNodes = []string{
 func TestRegisterListsEveryCommandAtBothAddresses(t *testing.T) {
 	e := newEnv(t)
 	for _, comp := range []string{"sess-man@localhost", "localhost"} {
-		infos, err := e.cmds.Commands(jid.MustParse(comp), adhoc.Caller{Admin: true})
+		infos, err := e.cmds.Commands(jid.MustParse(comp), adminCaller)
 		require.NoError(t, err)
 		var nodes []string
 		for _, info := range infos {
 			nodes = append(nodes, info.Node)
-			assert.Equal(t, info.Node != node("end-user-session"), info.AdminOnly, info.Node)
 			assert.NotEmpty(t, info.Name, info.Node)
 		}
 		var want []string
@@ -44,10 +44,28 @@ func TestRegisterListsEveryCommandAtBothAddresses(t *testing.T) {
 		want = append(want, sessman.KeysNS+"#create", sessman.KeysNS+"#list", sessman.KeysNS+"#revoke")
 		assert.Equal(t, want, nodes, comp)
 
-		selfService, err := e.cmds.Commands(jid.MustParse(comp), adhoc.Caller{JID: jid.MustParse("alice@localhost")})
+		selfService, err := e.cmds.Commands(jid.MustParse(comp), adhoc.Caller{JID: jid.MustParse("alice@localhost"), Auth: adhoc.AuthBasic})
 		require.NoError(t, err)
 		require.Len(t, selfService, 1, "non-admins see only what they may run on themselves")
 		assert.Equal(t, node("end-user-session"), selfService[0].Node)
+
+		sessionsOnly := []string{"user-stats", "get-online-users-num", "get-active-users-num", "get-idle-users-num",
+			"get-online-users-list", "get-online-users", "get-active-users", "get-idle-users"}
+		for _, tc := range []struct {
+			caller adhoc.Caller
+			want   []string
+		}{
+			{keyCaller, append([]string{"end-user-session"}, sessionsOnly...)},
+			{readKeyCaller, sessionsOnly},
+		} {
+			infos, err := e.cmds.Commands(jid.MustParse(comp), tc.caller)
+			require.NoError(t, err)
+			var got []string
+			for _, info := range infos {
+				got = append(got, strings.TrimPrefix(info.Node, sessman.AdminNS+"#"))
+			}
+			assert.Equal(t, tc.want, got, "keys see the session commands, no account's or key's: %s", tc.caller.Name)
+		}
 	}
 
 	assert.Error(t, sessman.NewManager(sessman.ManagerConfig{Domain: "a@b@c"}, e.reg, e.accounts, zerolog.Nop()).Register(e.cmds))
@@ -63,7 +81,7 @@ func TestNonAdminIsForbidden(t *testing.T) {
 			_, err := e.cmds.Execute(t.Context(), adhoc.Request{
 				To: jid.MustParse("localhost"), Node: node(name),
 				Fields: []adhoc.Field{field("accountjids", "bob@localhost"), field("body", "hi")},
-				Caller: adhoc.Caller{JID: jid.MustParse("alice@localhost/phone")},
+				Caller: adhoc.Caller{JID: jid.MustParse("alice@localhost/phone"), Auth: adhoc.AuthXMPP},
 			})
 			assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
 		})
@@ -136,11 +154,11 @@ func TestFormRetrieval(t *testing.T) {
 	t.Run("submitted within the session", func(t *testing.T) {
 		bob := e.bind(t, "bob@localhost/web", 0)
 		from := jid.MustParse("admin@localhost/other")
-		resp, err := e.cmds.Execute(t.Context(), adhoc.Request{To: jid.MustParse("localhost"), Node: node("end-user-session"), Caller: adhoc.Caller{JID: from, Admin: true}})
+		resp, err := e.cmds.Execute(t.Context(), adhoc.Request{To: jid.MustParse("localhost"), Node: node("end-user-session"), Caller: adhoc.Caller{JID: from, Auth: adhoc.AuthXMPP, Admin: true}})
 		require.NoError(t, err)
 		resp, err = e.cmds.Execute(t.Context(), adhoc.Request{
 			To: jid.MustParse("localhost"), Node: node("end-user-session"),
-			SessionID: resp.SessionID, Fields: []adhoc.Field{field("accountjids", "bob@localhost")}, Caller: adhoc.Caller{JID: from, Admin: true},
+			SessionID: resp.SessionID, Fields: []adhoc.Field{field("accountjids", "bob@localhost")}, Caller: adhoc.Caller{JID: from, Auth: adhoc.AuthXMPP, Admin: true},
 		})
 		require.NoError(t, err)
 		assert.Equal(t, adhoc.StatusCompleted, resp.Status)
@@ -223,7 +241,7 @@ func TestResultShapes(t *testing.T) {
 	})
 	t.Run("no max_items lists all", func(t *testing.T) {
 		resp, err := e.cmds.Execute(t.Context(), adhoc.Request{
-			To: sessManJID, Node: node("get-idle-users"), Action: adhoc.ActionComplete, Caller: adhoc.Caller{JID: adminJID, Admin: true},
+			To: sessManJID, Node: node("get-idle-users"), Action: adhoc.ActionComplete, Caller: adminCaller,
 		})
 		require.NoError(t, err)
 		assert.Equal(t, []shape{{"idleuserjids", jids, []string{"bob@localhost"}}}, shapes(resp.Form.Fields))
@@ -572,7 +590,7 @@ func TestStoreFailureIsInternal(t *testing.T) {
 	accounts := sessman.NewAccounts(sessman.AccountsConfig{Domain: "localhost"}, db, zerolog.Nop())
 	require.NoError(t, sessman.NewManager(sessman.ManagerConfig{Domain: "localhost"}, e.reg, accounts, zerolog.Nop()).Register(cmds))
 
-	_, err = cmds.Execute(t.Context(), adhoc.Request{To: sessManJID, Node: node("get-registered-users-num"), Caller: adhoc.Caller{JID: adminJID, Admin: true}})
+	_, err = cmds.Execute(t.Context(), adhoc.Request{To: sessManJID, Node: node("get-registered-users-num"), Caller: adminCaller})
 	require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.InternalServerError})
 	ae := adhoc.AsError(err)
 	assert.Equal(t, "The account store failed.", ae.Text)
@@ -590,7 +608,7 @@ func TestSelfServiceReadOnlyAndAudit(t *testing.T) {
 	}
 
 	// A non-admin may end their own sessions, and nobody else's.
-	_, err := run(adhoc.Request{Fields: []adhoc.Field{field("accountjids", "bob@localhost")}, Caller: adhoc.Caller{JID: jid.MustParse("alice@localhost/web")}})
+	_, err := run(adhoc.Request{Fields: []adhoc.Field{field("accountjids", "bob@localhost")}, Caller: adhoc.Caller{JID: jid.MustParse("alice@localhost/web"), Auth: adhoc.AuthBasic}})
 	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
 	assert.Empty(t, bob.kicked())
 	_, err = run(adhoc.Request{Fields: []adhoc.Field{field("accountjids", "alice@localhost")}, Caller: adhoc.Caller{JID: jid.MustParse("alice@localhost/web"), Auth: "basic", RemoteAddr: "192.0.2.7", RequestID: "r1"}})
@@ -598,7 +616,7 @@ func TestSelfServiceReadOnlyAndAudit(t *testing.T) {
 	assert.NotEmpty(t, alice.kicked())
 
 	// A read-only caller changes nothing, even as an admin.
-	_, err = run(adhoc.Request{Fields: []adhoc.Field{field("accountjids", "bob@localhost")}, Caller: adhoc.Caller{Admin: true, ReadOnly: true, JID: jid.MustParse("localhost")}})
+	_, err = run(adhoc.Request{Fields: []adhoc.Field{field("accountjids", "bob@localhost")}, Caller: readKeyCaller})
 	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
 	assert.Empty(t, bob.kicked())
 
@@ -606,7 +624,7 @@ func TestSelfServiceReadOnlyAndAudit(t *testing.T) {
 	e.addUsers(t, "bob@localhost")
 	_, err = e.accounts.Login(ctx, jid.MustParse("bob@localhost"), "pw")
 	require.NoError(t, err, "cached from now on")
-	_, err = run(adhoc.Request{Fields: []adhoc.Field{field("accountjids", "bob@localhost"), field("block", "600")}, Caller: adhoc.Caller{Admin: true, JID: jid.MustParse("admin@localhost"), Name: "apikey:ops", Auth: "apikey"}})
+	_, err = run(adhoc.Request{Fields: []adhoc.Field{field("accountjids", "bob@localhost"), field("block", "600")}, Caller: adhoc.Caller{JID: jid.MustParse("localhost"), Name: "apikey:ops", Auth: adhoc.AuthAPIKey}})
 	require.NoError(t, err)
 	assert.NotEmpty(t, bob.kicked())
 	b, blocked, err := e.db.ActiveBlock(ctx, jid.MustParse("bob@localhost"), time.Now())
@@ -616,22 +634,25 @@ func TestSelfServiceReadOnlyAndAudit(t *testing.T) {
 	_, err = e.accounts.Login(ctx, jid.MustParse("bob@localhost"), "pw")
 	var blockedErr *session.BlockedError
 	assert.ErrorAs(t, err, &blockedErr, "cached credentials are dropped")
-	_, err = run(adhoc.Request{Fields: []adhoc.Field{field("accountjids", "bob@localhost"), field("block", "soon")}, Caller: adhoc.Caller{Admin: true, JID: jid.MustParse("admin@localhost")}})
+	_, err = run(adhoc.Request{Fields: []adhoc.Field{field("accountjids", "bob@localhost"), field("block", "soon")}, Caller: adminCaller})
 	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.BadRequest})
 
-	// Every execution that changes something is in the audit, newest first;
-	// refusals by the registry or a read-only key change nothing and are not.
+	// Every execution that changes something is in the audit, newest first,
+	// refusals too (they changed nothing).
 	entries := e.audit(t, session.AuditQuery{})
-	require.Len(t, entries, 3, "%+v", entries)
+	require.Len(t, entries, 5, "%+v", entries)
+	assert.Equal(t, "bad-request", entries[0].Outcome, "a failed attempt is recorded with its condition")
 	assert.Equal(t, "apikey:ops", entries[1].Actor)
 	assert.Equal(t, "ok", entries[1].Outcome)
 	assert.Equal(t, []string{"bob@localhost"}, entries[1].Targets)
-	assert.Equal(t, "alice@localhost", entries[2].Actor)
-	assert.Equal(t, "basic", entries[2].Auth)
-	assert.Equal(t, "192.0.2.7", entries[2].RemoteAddr)
-	assert.Equal(t, "r1", entries[2].RequestID)
-	assert.Equal(t, "adhoc:"+node("end-user-session"), entries[2].Action)
-	assert.Equal(t, "bad-request", entries[0].Outcome, "a failed attempt is recorded with its condition")
+	assert.Equal(t, []string{"apikey:ro", "forbidden", "refused"}, []string{entries[2].Actor, entries[2].Outcome, entries[2].Detail})
+	assert.Equal(t, []string{"bob@localhost"}, entries[2].Targets, "a refusal names what was asked")
+	assert.Equal(t, "alice@localhost", entries[3].Actor)
+	assert.Equal(t, "basic", entries[3].Auth)
+	assert.Equal(t, "192.0.2.7", entries[3].RemoteAddr)
+	assert.Equal(t, "r1", entries[3].RequestID)
+	assert.Equal(t, "adhoc:"+node("end-user-session"), entries[3].Action)
+	assert.Equal(t, []string{"forbidden", "refused"}, []string{entries[4].Outcome, entries[4].Detail}, "alice's try on bob")
 }
 
 func TestAPIKeyCommands(t *testing.T) {
@@ -639,7 +660,7 @@ func TestAPIKeyCommands(t *testing.T) {
 	ctx := t.Context()
 	run := func(node string, fields ...adhoc.Field) (adhoc.Response, error) {
 		return e.cmds.Execute(ctx, adhoc.Request{To: jid.MustParse("localhost"),
-			Node: sessman.KeysNS + "#" + node, Fields: fields, Caller: adhoc.Caller{JID: jid.MustParse("root@localhost"), Admin: true}})
+			Node: sessman.KeysNS + "#" + node, Fields: fields, Caller: adhoc.Caller{JID: jid.MustParse("root@localhost"), Auth: adhoc.AuthBasic, Admin: true, Name: "root@localhost"}})
 	}
 	resp, err := run("create", field("name", "deploy-bot"), field("read-only", "true"))
 	require.NoError(t, err)
@@ -671,8 +692,66 @@ func TestAPIKeyCommands(t *testing.T) {
 
 	_, err = e.cmds.Execute(ctx, adhoc.Request{To: jid.MustParse("localhost"),
 		Node:   sessman.KeysNS + "#list",
-		Caller: adhoc.Caller{JID: jid.MustParse("alice@localhost")}})
+		Caller: adhoc.Caller{JID: jid.MustParse("alice@localhost"), Auth: adhoc.AuthBasic}})
 	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden}, "admins only")
+
+	// The audit names each key, by id in the targets and by name in the
+	// detail, as the command line does.
+	created := e.audit(t, session.AuditQuery{Target: vals["id"]})
+	require.Len(t, created, 2, "created, then revoked: %+v", created)
+	assert.Equal(t, []string{"apikey-revoke", "ok", `name "deploy-bot", domain localhost`},
+		[]string{created[0].Action, created[0].Outcome, created[0].Detail})
+	assert.Equal(t, []string{"apikey-create", "ok", `name "deploy-bot", domain localhost, read-only`, "root@localhost"},
+		[]string{created[1].Action, created[1].Outcome, created[1].Detail, created[1].Actor})
+}
+
+// TestAPIKeysMayNotMakeAdmins: a full API key ends sessions and blocks, but
+// may neither make a key (which would outlive its own revocation) nor
+// touch an account, the admin's password above all; each refusal is
+// audited and nothing changed.
+func TestAPIKeysMayNotMakeAdmins(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	e.addUsers(t, "bob@localhost")
+	run := func(n string, fields ...adhoc.Field) error {
+		_, err := e.cmds.Execute(ctx, adhoc.Request{To: sessManJID, Node: n, Fields: fields, Caller: keyCaller})
+		return err
+	}
+	for _, tc := range []struct {
+		node   string
+		fields []adhoc.Field
+	}{
+		{sessman.KeysNS + "#create", []adhoc.Field{field("name", "second")}},
+		{sessman.KeysNS + "#revoke", []adhoc.Field{field("id", "whatever")}},
+		{sessman.KeysNS + "#list", nil},
+		{node("change-user-password"), []adhoc.Field{field("accountjid", "admin@localhost"), field("password", "mine")}},
+		{node("add-user"), []adhoc.Field{field("accountjid", "eve@localhost"), field("password", "p"), field("password-verify", "p")}},
+		{node("delete-user"), []adhoc.Field{field("accountjids", "bob@localhost")}},
+		{node("disable-user"), []adhoc.Field{field("accountjids", "bob@localhost")}},
+		{node("reenable-user"), []adhoc.Field{field("accountjids", "bob@localhost")}},
+		{node("get-user-lastlogin"), []adhoc.Field{field("accountjid", "bob@localhost")}},
+		{node("announce"), []adhoc.Field{field("body", "hi")}},
+	} {
+		err := run(tc.node, tc.fields...)
+		require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden}, tc.node)
+		assert.Equal(t, "API keys may list and end sessions only; this needs an administrator's account.", adhoc.AsError(err).Text)
+	}
+	keys, err := e.db.APIKeys(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, keys, "no key was made")
+	_, err = e.accounts.Login(ctx, adminJID, "mine")
+	assert.ErrorIs(t, err, session.ErrBadPassword, "the admin's password is unchanged")
+
+	refused := e.audit(t, session.AuditQuery{Actor: "apikey:ops"})
+	require.Len(t, refused, 8, "every refused change is audited; the reads are not")
+	assert.Equal(t, "apikey-create", refused[len(refused)-1].Action)
+	assert.Equal(t, []string{"admin@localhost"}, refused[len(refused)-3].Targets, "change-user-password names its target")
+	for _, entry := range refused {
+		assert.Equal(t, []string{"apikey", "forbidden", "refused"}, []string{entry.Auth, entry.Outcome, entry.Detail}, entry.Action)
+	}
+
+	// What keys are for still works.
+	require.NoError(t, run(node("end-user-session"), field("accountjids", "bob@localhost"), field("block", "60")))
 }
 
 func TestEndUserSessionBlockField(t *testing.T) {
@@ -714,6 +793,10 @@ func TestReadOnlyCallerChangesNothing(t *testing.T) {
 		node("reenable-user"): true, node("change-user-password"): true, node("announce"): true,
 		sessman.KeysNS + "#create": true, sessman.KeysNS + "#revoke": true,
 	}
+	accountReads := map[string]bool{
+		node("get-user-lastlogin"): true, node("get-registered-users-num"): true, node("get-disabled-users-num"): true,
+		node("get-registered-users-list"): true, node("get-disabled-users-list"): true, sessman.KeysNS + "#list": true,
+	}
 	var nodes []string
 	for _, n := range allNodes {
 		nodes = append(nodes, node(n))
@@ -726,14 +809,22 @@ func TestReadOnlyCallerChangesNothing(t *testing.T) {
 	}
 	for _, n := range nodes {
 		t.Run(n, func(t *testing.T) {
-			_, err := e.cmds.Execute(t.Context(), adhoc.Request{To: sessManJID, Node: n, Fields: fields, Caller: adhoc.Caller{JID: adminJID, Admin: true, ReadOnly: true}})
-			if mutating[n] {
+			_, err := e.cmds.Execute(t.Context(), adhoc.Request{To: sessManJID, Node: n, Fields: fields, Caller: readKeyCaller})
+			switch {
+			case n == node("end-user-session"):
 				require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
-				assert.Equal(t, "This API key is read-only.", adhoc.AsError(err).Text)
-			} else if err != nil {
-				assert.NotEqual(t, "This API key is read-only.", adhoc.AsError(err).Text)
+				assert.Equal(t, "This API key is read-only: it may list sessions, not end them.", adhoc.AsError(err).Text)
+			case mutating[n], accountReads[n]:
+				require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden}, n)
+				assert.Equal(t, "API keys may list and end sessions only; this needs an administrator's account.", adhoc.AsError(err).Text)
+			default:
+				assert.NoError(t, err, "a read-only key reads the sessions: %s", n)
 			}
 		})
 	}
-	assert.Empty(t, e.audit(t, session.AuditQuery{}), "refusals are not audited")
+	entries := e.audit(t, session.AuditQuery{})
+	assert.Len(t, entries, len(mutating), "each refusal is audited, and nothing else happened")
+	for _, entry := range entries {
+		assert.Equal(t, "forbidden", entry.Outcome, entry.Action)
+	}
 }

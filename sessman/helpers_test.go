@@ -22,6 +22,9 @@ var (
 	sessManJID  = jid.MustParse("sess-man@localhost")
 	adminJID    = jid.MustParse("admin@localhost/script")
 	adminCaller = adhoc.Caller{JID: adminJID, Auth: adhoc.AuthBasic, Admin: true, Name: "admin@localhost"}
+	// keyCaller and readKeyCaller are a full and a read-only API key of localhost.
+	keyCaller     = adhoc.Caller{JID: jid.MustParse("localhost"), Auth: adhoc.AuthAPIKey, Name: "apikey:ops"}
+	readKeyCaller = adhoc.Caller{JID: jid.MustParse("localhost"), Auth: adhoc.AuthAPIKey, ReadOnly: true, Name: "apikey:ro"}
 )
 
 func node(name string) string { return sessman.AdminNS + "#" + name }

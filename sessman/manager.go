@@ -100,10 +100,16 @@ func (m *Manager) Register(r *adhoc.Registry) error {
 }
 
 // End implements session.Sessions for the session API: it ends what req
-// selects, as end does, and audits it as end-sessions; a refused request
-// did nothing and is not audited.
+// selects, as end does, and audits it as end-sessions; a request refused
+// as forbidden did nothing and is audited as such, other bad requests are
+// not.
 func (m *Manager) End(ctx context.Context, req session.EndRequest) (session.EndResult, error) {
 	if err := m.prepareEnd(ctx, req); err != nil {
+		if adhoc.AsError(err).Condition == stanza.Forbidden {
+			if aerr := m.accounts.audit(ctx, req.Caller, "end-sessions", jidStrings(req.Users), outcome(err), "refused"); aerr != nil {
+				return session.EndResult{}, aerr
+			}
+		}
 		return session.EndResult{}, err
 	}
 	res, err := m.endPrepared(ctx, req)
@@ -216,7 +222,7 @@ func (m *Manager) Announce(ctx context.Context, req session.AnnounceRequest) (se
 }
 
 func (m *Manager) announce(ctx context.Context, req session.AnnounceRequest) (session.AnnounceResult, error) {
-	if err := m.authorize(req.Caller, changeThings, nil); err != nil {
+	if err := m.authorize(req.Caller, announce, nil); err != nil {
 		return session.AnnounceResult{}, err
 	}
 	req.From = m.domain

@@ -85,7 +85,7 @@ func TestEndSessions(t *testing.T) {
 	assert.Equal(t, []string{"alice@localhost", b.SessionID()}, entries[0].Targets)
 	assert.Equal(t, "req-1", entries[0].RequestID)
 	assert.Equal(t, "192.0.2.1", entries[0].RemoteAddr)
-	assert.Len(t, e.audit(t, session.AuditQuery{}), 3, "and carol's, which ended nothing")
+	assert.Len(t, e.audit(t, session.AuditQuery{}), 4, "and carol's, which ended nothing, and the refused end of everyone")
 }
 
 func TestEndSessionsBlockUnderASecond(t *testing.T) {
@@ -152,8 +152,8 @@ func TestEndUserSessionTimeoutIsAudited(t *testing.T) {
 // each path: the session service's End, List, Get and Count, the audit.
 func TestAuthorization(t *testing.T) {
 	alice := adhoc.Caller{JID: jid.MustParse("alice@localhost/web"), Auth: adhoc.AuthBasic, Name: "alice@localhost"}
-	readKey := adhoc.Caller{JID: jid.MustParse("localhost"), Auth: adhoc.AuthAPIKey, Admin: true, ReadOnly: true, Name: "apikey:r"}
-	writeKey := adhoc.Caller{JID: jid.MustParse("localhost"), Auth: adhoc.AuthAPIKey, Admin: true, Name: "apikey:w"}
+	readKey := adhoc.Caller{JID: jid.MustParse("localhost"), Auth: adhoc.AuthAPIKey, ReadOnly: true, Name: "apikey:r"}
+	writeKey := adhoc.Caller{JID: jid.MustParse("localhost"), Auth: adhoc.AuthAPIKey, Name: "apikey:w"}
 	otherAdmin := adhoc.Caller{JID: jid.MustParse("root@other.org"), Auth: adhoc.AuthBasic, Admin: true, Name: "root@other.org"}
 	pusher := adhoc.Caller{JID: jid.MustParse("localhost"), Auth: adhoc.AuthPusher, Name: "pusher:app"}
 	forbidden := &adhoc.Error{Condition: stanza.Forbidden}
@@ -171,6 +171,8 @@ func TestAuthorization(t *testing.T) {
 		{"account, everyone", alice, nil, map[string]error{"end": forbidden, "list": forbidden, "count": forbidden, "audit": forbidden}},
 		{"read-only key", readKey, users("bob@localhost"), map[string]error{"end": forbidden}},
 		{"read-write key", writeKey, users("bob@localhost"), nil},
+		{"read-write key, everyone", writeKey, nil, map[string]error{"end": forbidden, "audit": forbidden}},
+		{"read-only key, everyone", readKey, nil, map[string]error{"end": forbidden, "audit": forbidden}},
 		{"admin of another domain", otherAdmin, users("bob@localhost"),
 			map[string]error{"end": forbidden, "list": forbidden, "get": forbidden}},
 		{"pusher app", pusher, users("bob@localhost"), map[string]error{"list": forbidden, "get": forbidden}},
@@ -207,21 +209,34 @@ func TestAuthorization(t *testing.T) {
 			if tc.expectErr["end"] != nil {
 				assert.Empty(t, bob.kicked(), "refused: nothing ended")
 				assert.Empty(t, alice.kicked(), "refused: nothing ended")
-				assert.Empty(t, e.audit(t, session.AuditQuery{}), "refusals are not audited")
+				entries := e.audit(t, session.AuditQuery{})
+				require.Len(t, entries, 1, "the refusal is audited")
+				assert.Equal(t, "end-sessions", entries[0].Action)
+				assert.Equal(t, "forbidden", entries[0].Outcome)
+				assert.Equal(t, "refused", entries[0].Detail)
+				assert.Equal(t, tc.caller.Name, entries[0].Actor)
 			}
 		})
 	}
 }
 
-func TestAPIKeyCallersStayInTheirDomain(t *testing.T) {
+// TestCallersOfAnotherDomainAreRefused: an account or key of a domain not
+// served here, which the database may hold, may not address the session
+// manager at all, whatever its rights there.
+func TestCallersOfAnotherDomainAreRefused(t *testing.T) {
 	e := newEnv(t)
-	key := adhoc.Caller{JID: jid.MustParse("other.org"), Auth: adhoc.AuthAPIKey, Admin: true, Name: "apikey:elsewhere"}
-	err := e.cmds.Admit(sessManJID, key)
-	require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
-	assert.Equal(t, "This API key is for other.org only.", adhoc.AsError(err).Text)
-	_, err = e.cmds.Commands(jid.MustParse("localhost"), key)
-	assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden})
-	assert.NoError(t, e.cmds.Admit(sessManJID, adhoc.Caller{JID: jid.MustParse("localhost"), Auth: adhoc.AuthAPIKey, Admin: true}))
+	for _, c := range []adhoc.Caller{
+		{JID: jid.MustParse("other.org"), Auth: adhoc.AuthAPIKey, Name: "apikey:elsewhere"},
+		{JID: jid.MustParse("root@other.org"), Auth: adhoc.AuthBasic, Admin: true, Name: "root@other.org"},
+		{JID: jid.MustParse("root@other.org/x"), Auth: adhoc.AuthXMPP, Admin: true, Name: "root@other.org"},
+	} {
+		err := e.cmds.Admit(sessManJID, c)
+		require.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden}, c.Name)
+		assert.Equal(t, "This server serves localhost only; you may not act on it.", adhoc.AsError(err).Text)
+		_, err = e.cmds.Commands(jid.MustParse("localhost"), c)
+		assert.ErrorIs(t, err, &adhoc.Error{Condition: stanza.Forbidden}, c.Name)
+	}
+	assert.NoError(t, e.cmds.Admit(sessManJID, adhoc.Caller{JID: jid.MustParse("localhost"), Auth: adhoc.AuthAPIKey}))
 }
 
 // TestCommandLineChangesReachTheRunningServer changes accounts through a

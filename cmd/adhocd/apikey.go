@@ -78,7 +78,12 @@ func runAPIKey(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	err = apikeyDo(ctx, sessman.NewAccounts(sessman.AccountsConfig{}, db, zerolog.Nop()), opts, stdout)
+	if opts.sub == "create" {
+		err = checkServed(ctx, db, opts)
+	}
+	if err == nil {
+		err = apikeyDo(ctx, sessman.NewAccounts(sessman.AccountsConfig{}, db, zerolog.Nop()), opts, stdout)
+	}
 	if cerr := db.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("apikey %s: %w", opts.sub, cerr)
 	}
@@ -165,6 +170,20 @@ func openStore(cmd, data string, create bool) (*store.DB, error) {
 	return db, nil
 }
 
+// checkServed refuses to create a key for a domain that the server on the
+// database does not serve: it would refuse the key.
+func checkServed(ctx context.Context, db *store.DB, opts apikeyOptions) error {
+	served, ok, err := db.ServedDomain(ctx)
+	switch {
+	case err != nil:
+		return fmt.Errorf("apikey create: %w", err)
+	case ok && served != opts.domain:
+		return fmt.Errorf("apikey create: the server on %s serves %s, not %s: a key for %s would be refused (--domain %s)",
+			opts.data, served, opts.domain, opts.domain, served)
+	}
+	return nil
+}
+
 // apikeyDo runs the subcommand through the accounts service, which audits
 // every create and revoke as the command line's.
 func apikeyDo(ctx context.Context, accounts *sessman.Accounts, opts apikeyOptions, stdout io.Writer) error {
@@ -184,7 +203,7 @@ func apikeyDo(ctx context.Context, accounts *sessman.Accounts, opts apikeyOption
 	case "list":
 		err = listAPIKeys(ctx, accounts, stdout)
 	case "revoke":
-		err = accounts.RevokeAPIKey(ctx, sessman.CommandLine, opts.id)
+		err = accounts.RevokeAPIKey(ctx, sessman.CommandLine, "", opts.id)
 	}
 	if err != nil {
 		return fmt.Errorf("apikey %s: %w", opts.sub, err)

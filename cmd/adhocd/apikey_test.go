@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/adhocd/adhocd/sessman/session"
+	"github.com/adhocd/adhocd/sessman/store"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -249,4 +250,23 @@ func TestAPIKeyHelp(t *testing.T) {
 	}
 	out := mustAPIKey(t, "help")
 	assert.Contains(t, out, "Usage: adhocd apikey <command>")
+}
+
+// TestAPIKeyCreateRefusesADomainNotServed: once a server has run on the
+// database, a key for another domain is refused, since that server would
+// refuse it; nothing is created.
+func TestAPIKeyCreateRefusesADomainNotServed(t *testing.T) {
+	dir := t.TempDir()
+	createKey(t, "--data", dir, "--name", "before", "--domain", "example.org") // no server ran yet
+	db, err := store.Open(filepath.Join(dir, "adhocd.db"))
+	require.NoError(t, err)
+	require.NoError(t, recordServedDomain(t.Context(), db, "LocalHost"))
+	require.NoError(t, db.Close())
+
+	_, _, err = apikeyRun(t, "create", "--data", dir, "--name", "bot", "--domain", "example.org")
+	require.Error(t, err)
+	assert.Equal(t, "apikey create: the server on "+dir+" serves localhost, not example.org: a key for example.org would be refused (--domain localhost)", err.Error())
+	assert.NotContains(t, mustAPIKey(t, "list", "--data", dir), "bot")
+	_, secret := createKey(t, "--data", dir, "--name", "bot", "--domain", "localhost")
+	assert.NotEmpty(t, secret)
 }

@@ -171,6 +171,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer, log zerolog.L
 		return err
 	}
 	parts.add("store", func(context.Context) error { return db.Close() })
+	if err := recordServedDomain(ctx, db, cfg.domain); err != nil {
+		return err
+	}
 
 	accounts := sessman.NewAccounts(sessman.AccountsConfig{Domain: cfg.domain, Admins: cfg.admins}, db, log)
 	if err := ensureAdmin(ctx, accounts, stdout); err != nil {
@@ -249,6 +252,16 @@ func newLogger(w io.Writer, level zerolog.Level) zerolog.Logger {
 		}
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// recordServedDomain notes in the database the domain served, which the
+// command line checks the domain of new API keys against.
+func recordServedDomain(ctx context.Context, db *store.DB, domain string) error {
+	d, err := jid.Parse(domain)
+	if err != nil {
+		return fmt.Errorf("--domain: %q is not a domain name: %w", domain, err)
+	}
+	return db.SetServedDomain(ctx, d.Domainpart())
 }
 
 // ensureAdmin creates admin@domain when no admin account exists, with the

@@ -28,6 +28,9 @@ var (
 	ErrUnknownKey = errors.New("session: unknown API key")
 	// ErrKeyRevoked: the right secret of a revoked API key.
 	ErrKeyRevoked = errors.New("session: API key revoked")
+	// ErrNotServed: an account or API key of a domain that is not served
+	// here, though the database may hold it.
+	ErrNotServed = errors.New("session: domain not served here")
 )
 
 // BlockedError refuses the login of a user whose sessions were ended with

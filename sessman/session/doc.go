@@ -7,7 +7,7 @@
 // the SCRAM keys a login is checked against; the account changes other
 // processes learn from; and the one set of login errors
 // ([ErrUnknownUser], [ErrBadPassword], [ErrDisabled], [*BlockedError],
-// [ErrUnknownKey], [ErrKeyRevoked]).
+// [ErrUnknownKey], [ErrKeyRevoked], [ErrNotServed]).
 //
 // Requests and results are plain values that round-trip through JSON, so
 // that a cluster layer can send a request to every node and merge the

@@ -156,10 +156,11 @@ CREATE TABLE audit_targets (
 );
 CREATE INDEX account_changes_at ON account_changes (at);`,
 	// Version 5: the audit keeps the network peer beside the caller's
-	// address (which a trusted proxy may have named), and secrets holds the
-	// server's own secrets (secrets.go), created on first use.
+	// address (which a trusted proxy may have named), and server_settings
+	// holds what the server keeps about itself (settings.go): the domain it
+	// serves, its secrets.
 	`ALTER TABLE audit ADD COLUMN peer TEXT NOT NULL DEFAULT '';
-CREATE TABLE secrets (
+CREATE TABLE server_settings (
 	name  TEXT NOT NULL PRIMARY KEY,
 	value TEXT NOT NULL
 );`,

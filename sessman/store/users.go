@@ -16,23 +16,38 @@ import (
 type UserQuery struct {
 	// DisabledOnly selects only the disabled accounts.
 	DisabledOnly bool
+	// Domain, when set, selects only the accounts of that domain.
+	Domain string
 	// Limit is the most accounts ListUsers returns; 0 means no limit.
 	// CountUsers ignores it.
 	Limit int
 }
 
-// where is the WHERE clause of q, or "".
-func (q UserQuery) where() string {
+// where is the WHERE clause of q, or "", and its arguments.
+func (q UserQuery) where() (string, []any) {
+	var conds []string
+	var args []any
 	if q.DisabledOnly {
-		return ` WHERE disabled`
+		conds = append(conds, `disabled`)
 	}
-	return ""
+	if q.Domain != "" {
+		args = append(args, "%@"+likeEscaper.Replace(q.Domain))
+		conds = append(conds, fmt.Sprintf(`jid LIKE $%d ESCAPE '\'`, len(args)))
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return ` WHERE ` + strings.Join(conds, ` AND `), args
 }
+
+// likeEscaper escapes the wildcards of a LIKE pattern.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // CountUsers returns the number of accounts q selects.
 func (db *DB) CountUsers(ctx context.Context, q UserQuery) (int, error) {
 	var n int
-	if err := db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts`+q.where()).Scan(&n); err != nil {
+	where, args := q.where()
+	if err := db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM accounts`+where, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: count accounts: %w", err)
 	}
 	return n, nil
@@ -41,11 +56,11 @@ func (db *DB) CountUsers(ctx context.Context, q UserQuery) (int, error) {
 // ListUsers returns the bare JIDs of the accounts q selects, ordered by JID,
 // at most q.Limit of them when it is positive.
 func (db *DB) ListUsers(ctx context.Context, q UserQuery) ([]jid.JID, error) {
-	query := `SELECT jid FROM accounts` + q.where() + ` ORDER BY jid`
-	var args []any
+	where, args := q.where()
+	query := `SELECT jid FROM accounts` + where + ` ORDER BY jid`
 	if q.Limit > 0 {
-		query += ` LIMIT $1`
 		args = append(args, q.Limit)
+		query += fmt.Sprintf(` LIMIT $%d`, len(args))
 	}
 	rows, err := db.sql.QueryContext(ctx, query, args...)
 	if err != nil {

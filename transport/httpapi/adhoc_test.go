@@ -328,8 +328,8 @@ func TestGatewayAPIKeyDomainCheckedBeforeBody(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+key)
 	rec := httptest.NewRecorder()
 	g.handler.ServeHTTP(rec, req)
-	require.Equal(t, http.StatusForbidden, rec.Code, "a key for another domain is refused before its body is read: %s", rec.Body.String())
-	assert.Contains(t, decodeError(t, rec.Body.String())["error"], "other.org only")
+	require.Equal(t, http.StatusUnauthorized, rec.Code, "a key for another domain is refused before its body is read: %s", rec.Body.String())
+	assert.Equal(t, "The API key is for another domain; this server serves localhost only.", decodeError(t, rec.Body.String())["error"])
 }
 
 // decodeError decodes an error body, JSON {"error","condition","type","specific"?}

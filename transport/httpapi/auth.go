@@ -35,8 +35,15 @@ const callerKey = "adhocd.caller"
 // callerOf is the authenticated caller of the request, with where it came
 // from.
 func callerOf(c echo.Context) adhoc.Caller {
-	who := c.Get(callerKey).(adhoc.Caller)
+	return withOrigin(c, c.Get(callerKey).(adhoc.Caller))
+}
+
+// withOrigin completes who with where the request came from: the client's
+// address (the peer's, unless a trusted proxy named another), the peer's,
+// and the request id.
+func withOrigin(c echo.Context, who adhoc.Caller) adhoc.Caller {
 	who.RemoteAddr = c.RealIP()
+	who.Peer = c.Request().RemoteAddr
 	who.RequestID = c.Response().Header().Get(echo.HeaderXRequestID)
 	return who
 }
@@ -106,6 +113,8 @@ func (s *Server) login(ctx context.Context, user jid.JID, password string) (adho
 		return who, &adhoc.Error{Condition: stanza.NotAuthorized, Text: "The user name or password is wrong.", Err: err}
 	case errors.Is(err, session.ErrDisabled):
 		return who, &adhoc.Error{Condition: stanza.Forbidden, Text: "This account may not log in now: it is disabled, or its sessions were ended with a block.", Err: err}
+	case errors.Is(err, session.ErrNotServed):
+		return who, &adhoc.Error{Condition: stanza.NotAuthorized, Text: fmt.Sprintf("This server serves %s only: log in with an account of it.", s.cfg.Domain), Err: err}
 	case err != nil:
 		return who, &adhoc.Error{Condition: stanza.ServiceUnavailable, Text: errAuthUnavailable, Err: err}
 	}
@@ -131,6 +140,8 @@ func (s *Server) keyCaller(ctx context.Context, secret string) (adhoc.Caller, er
 		return who, &adhoc.Error{Condition: stanza.NotAuthorized, Text: "The API key is not valid.", Err: err}
 	case errors.Is(err, session.ErrKeyRevoked):
 		return who, &adhoc.Error{Condition: stanza.NotAuthorized, Text: "The API key was revoked.", Err: err}
+	case errors.Is(err, session.ErrNotServed):
+		return who, &adhoc.Error{Condition: stanza.NotAuthorized, Text: fmt.Sprintf("The API key is for another domain; this server serves %s only.", s.cfg.Domain), Err: err}
 	case err != nil:
 		return who, &adhoc.Error{Condition: stanza.ServiceUnavailable, Text: errAuthUnavailable, Err: err}
 	}

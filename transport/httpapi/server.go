@@ -2,10 +2,14 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -49,6 +53,10 @@ type Config struct {
 	CommandTimeout time.Duration
 	// ReadHeaderTimeout bounds how long a client may take to send headers; default 10s.
 	ReadHeaderTimeout time.Duration
+	// TrustedProxies are the networks of the reverse proxies whose
+	// X-Forwarded-For names the client. Without them the client is the
+	// network peer, and X-Forwarded-For is ignored.
+	TrustedProxies []netip.Prefix
 }
 
 func (cfg *Config) setDefaults() {
@@ -92,13 +100,17 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 		s.pusherApps[app.ID] = app
 	}
 	e.HTTPErrorHandler = s.handleError
-	e.Use(middleware.RequestID())
+	e.IPExtractor = clientIP(cfg.TrustedProxies)
+	e.Use(requestID)
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogStatus: true, LogMethod: true, LogURIPath: true, LogLatency: true, LogRemoteIP: true, HandleError: true,
-		LogValuesFunc: func(_ echo.Context, v middleware.RequestLoggerValues) error {
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			// Never the Authorization header or the body: they hold secrets.
+			// The request id is ours (requestID), not the request's header.
 			s.log.Debug().Str("method", v.Method).Str("path", v.URIPath).Int("http_status", v.Status).
-				Str("remote_addr", v.RemoteIP).Str("duration", v.Latency.String()).Msg("request")
+				Str("remote_addr", v.RemoteIP).Str("peer", c.Request().RemoteAddr).
+				Str("request_id", c.Response().Header().Get(echo.HeaderXRequestID)).
+				Str("duration", v.Latency.String()).Msg("request")
 			return nil
 		},
 	}))
@@ -129,6 +141,55 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 	}
 	e.GET("/rest/openapi.json", s.openAPI)
 	return s
+}
+
+// clientIP finds a request's client: the network peer, or, when the peer is
+// one of the trusted proxies, the address X-Forwarded-For names after the
+// trusted proxies on its right.
+func clientIP(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		p = p.Masked()
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// maxRequestID is the longest X-Request-Id taken from a request.
+const maxRequestID = 64
+
+// requestID is middleware that gives every request an id, in the response's
+// X-Request-Id, the log and the audit: the request's own X-Request-Id when
+// it is 1 to 64 letters, digits and ._:+/=-, a new random one otherwise,
+// so that no caller writes what it likes into the audit.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !validRequestID(id) {
+			var b [16]byte
+			_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+			id = hex.EncodeToString(b[:])
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestID {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', strings.ContainsRune("._:+/=-", r):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // health is the body of /healthz.

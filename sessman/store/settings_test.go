@@ -37,3 +37,19 @@ func TestSecretSurvivesReopening(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, first, reopened)
 }
+
+func TestServedDomain(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(filepath.Join(t.TempDir(), "adhocd.db"))
+	require.NoError(t, err)
+	defer db.Close()
+	_, ok, err := db.ServedDomain(ctx)
+	require.NoError(t, err)
+	assert.False(t, ok, "no server ran yet")
+	require.NoError(t, db.SetServedDomain(ctx, "localhost"))
+	require.NoError(t, db.SetServedDomain(ctx, "example.org"))
+	d, ok, err := db.ServedDomain(ctx)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, "example.org", d, "the last server's")
+}
