@@ -405,6 +405,8 @@ func checkSetting(scratch *flag.FlagSet, key, item string) error {
 		_, err = parseAdmin(item, scratch.Lookup("domain").Value.String())
 	case "pusher-app":
 		_, err = parsePusherApp(item, "domain.example") // any domain: only the shape is checked
+	case "trusted-proxies":
+		_, err = parseProxy(item)
 	case "log-level":
 		_, err = parseLevel(item)
 	case "limit":

@@ -330,3 +330,22 @@ func TestConfigUsage(t *testing.T) {
 		assert.True(t, strings.HasSuffix(stderr.String(), "\n"+precedence+"\n"), cmd)
 	}
 }
+
+func TestServeTrustedProxies(t *testing.T) {
+	t.Setenv("ADHOCD_TRUSTED_PROXIES", "")
+	cfg, err := parseServe([]string{"--trusted-proxies", "10.1.2.3/8, 192.0.2.7,fd00::/8"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	var got []string
+	for _, p := range cfg.trustedProxies {
+		got = append(got, p.String())
+	}
+	assert.Equal(t, []string{"10.0.0.0/8", "192.0.2.7/32", "fd00::/8"}, got)
+
+	cfg, err = parseServe(nil, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Empty(t, cfg.trustedProxies, "none by default: the peer is the client")
+
+	_, err = parseServe([]string{"--trusted-proxies", "10.0.0.0/8,proxy.example"}, &bytes.Buffer{})
+	require.Error(t, err)
+	assert.Equal(t, `serve: --trusted-proxies: "proxy.example" is neither an address nor a network; write 10.0.0.0/8, 192.0.2.1 or fd00::/8`, err.Error())
+}

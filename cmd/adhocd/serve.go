@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,15 +44,17 @@ type serveConfig struct {
 	callerRate          float64
 	callerBurst         int
 	adminRate           float64
+	trustedProxies      []netip.Prefix
 }
 
 // serveFlags are the flags of `adhocd serve` as given, before parseServe
 // checks them into a serveConfig.
 type serveFlags struct {
-	cfg    serveConfig
-	admins commaList
-	level  string
-	pusher stringList
+	cfg     serveConfig
+	admins  commaList
+	level   string
+	pusher  stringList
+	proxies commaList
 }
 
 // defineServeFlags defines the flags of `adhocd serve` on fs.
@@ -76,6 +79,7 @@ func defineServeFlags(fs *flag.FlagSet, f *serveFlags) {
 	fs.Float64Var(&cfg.callerRate, "rate", 10, "requests per second allowed to each account that is not an admin and to each API key (0: unlimited)")
 	fs.IntVar(&cfg.callerBurst, "rate-burst", 20, "burst of requests allowed above --rate")
 	fs.Float64Var(&cfg.adminRate, "admin-rate", 0, "requests per second allowed to each admin account (0: unlimited)")
+	fs.Var(&f.proxies, "trusted-proxies", "comma-separated addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For names the client; default none: the peer is the client")
 	fs.DurationVar(&cfg.shutdownGracePeriod, "shutdown-timeout", 5*time.Second, "time given to clients to close at shutdown")
 }
 
@@ -112,6 +116,16 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 		}
 		cfg.pusherApps = append(cfg.pusherApps, app)
 	}
+	for _, p := range strings.Split(string(f.proxies), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := parseProxy(p)
+		if err != nil {
+			return cfg, fmt.Errorf("serve: --trusted-proxies: %w", err)
+		}
+		cfg.trustedProxies = append(cfg.trustedProxies, prefix)
+	}
 	if cfg.logLevel, err = parseLevel(f.level); err != nil {
 		return cfg, fmt.Errorf("serve: --log-level %w", err)
 	}
@@ -125,6 +139,18 @@ func parseDomain(s string) (string, error) {
 		return "", fmt.Errorf("%q is not a domain name", s)
 	}
 	return d.Domainpart(), nil
+}
+
+// parseProxy parses one item of --trusted-proxies: a network in CIDR
+// notation, or one address.
+func parseProxy(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	}
+	return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a network; write 10.0.0.0/8, 192.0.2.1 or fd00::/8", s)
 }
 
 // parseAdmin parses one JID of --admins: a bare JID with a user part.
@@ -232,6 +258,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer, log zerolog.L
 		Rates:          limit.NewRates(cfg.callerRate, cfg.callerBurst),
 		AdminRates:     limit.NewRates(cfg.adminRate, cfg.callerBurst),
 		BodyLimit:      cfg.bodyLimit,
+		TrustedProxies: cfg.trustedProxies,
 		CommandTimeout: cfg.commandTimeout,
 	}, log)
 	// Shutdown waits for the requests in flight; it stops before c2s, so

@@ -69,8 +69,7 @@ func (s *Server) terminateConnections(c echo.Context) error {
 	// The app is who asks, for its domain: the user's.
 	_, err = s.cfg.Sessions.End(c.Request().Context(), session.EndRequest{
 		Users: []jid.JID{user}, All: true,
-		Caller: adhoc.Caller{JID: user.Domain(), Auth: adhoc.AuthPusher, Name: "pusher:" + app.ID, RemoteAddr: c.RealIP(),
-			RequestID: c.Response().Header().Get(echo.HeaderXRequestID)},
+		Caller: withOrigin(c, adhoc.Caller{JID: user.Domain(), Auth: adhoc.AuthPusher, Name: "pusher:" + app.ID}),
 	})
 	if err != nil {
 		return err
