@@ -25,8 +25,8 @@ type Caller struct {
 	JID jid.JID `json:"-"`
 	// Auth is how the caller authenticated: AuthBasic, AuthXMPP, ...
 	Auth string `json:"auth"`
-	// Admin is set for an administrator of JID's domain, and for an API key
-	// with the rights of one.
+	// Admin is set for an account that administers JID's domain; never for
+	// an API key or an app, whose rights their owner decides.
 	Admin bool `json:"admin,omitempty"`
 	// ReadOnly is set for a read-only API key.
 	ReadOnly bool `json:"read_only,omitempty"`

@@ -34,9 +34,10 @@
 //
 // An admin action is audited once, where it enters sessman, with the same
 // fields whatever the wire: an ad-hoc command as adhoc:<node>, an end over
-// the session API as end-sessions, a change by the command line as user-*
-// or apikey-*. Refusals change nothing and are not audited; an action is
-// acknowledged only once its entry is written.
+// the session API as end-sessions, a change by the command line (and the
+// API key commands) as user-* or apikey-*. A refused change did nothing and
+// is audited as such (outcome forbidden); an action is acknowledged only
+// once its entry is written.
 //
 // # XEP-0133 commands
 //

@@ -27,8 +27,10 @@ Commands:
                                               created <time> (tab-separated)
   revoke ID                                   revoke a key; it is refused at once
 
-A key acts on one XMPP domain (--domain, default localhost); a read-only key
-can list but not end sessions. Only a hash of the secret is stored.
+A key acts on one XMPP domain (--domain, default localhost), which must be
+the one the server on the database serves. A key lists and ends sessions
+and blocks users; a read-only key only lists. No key changes accounts or
+keys. Only a hash of the secret is stored.
 Every create and revoke is recorded in the audit ('adhocd audit').
 Run 'adhocd apikey <command> --help' to list the flags.
 `
