@@ -198,7 +198,7 @@ func verifyPusher(r *http.Request, body []byte, app PusherApp, now time.Time) (p
 	}
 	ts := time.Unix(secs, 0)
 	if now.Sub(ts).Abs() > pusherWindow {
-		return pusherAuth{}, refused("auth_timestamp " + ts.UTC().Format(time.RFC3339) + " is more than 600 s from " +
+		return pusherAuth{}, refused("auth_timestamp " + ts.UTC().Format(time.RFC3339) + " is more than " + strconv.Itoa(int(pusherWindow.Seconds())) + " s from " +
 			"this server's time, " + now.UTC().Format(time.RFC3339) + ": the clock of the sender or of this server is off.")
 	}
 	if q.Get("auth_version") != "1.0" {
