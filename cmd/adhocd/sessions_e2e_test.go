@@ -940,7 +940,13 @@ type sessPusherApp struct{ id, key, secret string }
 // runPusherSDK calls terminateUserConnections(userID) with Pusher's SDK.
 func (d *daemon) runPusherSDK(t *testing.T, node string, app sessPusherApp, userID string) sessPusherResult {
 	t.Helper()
-	host, port, err := net.SplitHostPort(d.addrs["http"])
+	return runPusherSDKAt(t, node, d.addrs["http"], app, userID)
+}
+
+// runPusherSDKAt is runPusherSDK against the HTTP server at addr.
+func runPusherSDKAt(t *testing.T, node, addr string, app sessPusherApp, userID string) sessPusherResult {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -7,10 +7,11 @@
 // # What it owns
 //
 // The wire: routes, HTTP authentication (Basic, Bearer and Api-Key headers,
-// Pusher signatures), throttling of failed logins and rate limits per
-// caller, format negotiation through codec, body limits, one deadline for
-// every call (--command-timeout), and the one table that maps stanza error
-// conditions to HTTP statuses (errors.go).
+// Pusher signatures, each signed request carried out once: [ReplayCache]),
+// throttling of failed logins and rate limits per caller, format
+// negotiation through codec, body limits, one deadline for every call
+// (--command-timeout), and the one table that maps stanza error conditions
+// to HTTP statuses (errors.go).
 // It decides nothing about who may do what: it authenticates a caller
 // ([adhoc.Caller], through [Accounts]) and hands it, with the request, to
 // the session service ([session.Sessions]), the audit ([AuditLog]) or the

@@ -38,6 +38,12 @@ type Config struct {
 	// with PusherApps, Pusher's terminate_connections.
 	Sessions   session.Sessions
 	PusherApps []PusherApp
+	// PusherReplay remembers the signatures of the Pusher requests accepted,
+	// so that none is carried out twice; default a MemoryReplayCache of this
+	// node. A cluster passes one that its nodes share.
+	PusherReplay ReplayCache
+	// Now is the clock of Pusher's auth_timestamp; default time.Now.
+	Now func() time.Time
 	// Audit enables GET /rest/audit.
 	Audit AuditLog
 	// Failures throttles failed logins per address and account (shared with
@@ -68,6 +74,12 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PusherReplay == nil {
+		cfg.PusherReplay = NewMemoryReplayCache(MemoryReplayConfig{Now: cfg.Now})
 	}
 }
 
