@@ -19,7 +19,6 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/sessman/session"
-	"github.com/adhocd/adhocd/transport/limit"
 )
 
 // PusherApp is an application of the Pusher-compatible API: its requests
@@ -43,8 +42,7 @@ func (s *Server) terminateConnections(c echo.Context) error {
 	if !ok {
 		return pusherError(c, http.StatusNotFound, "Application not found.")
 	}
-	ipKey := limit.AddrKey(c.Request().RemoteAddr)
-	if wait := s.cfg.Failures.Check(ipKey); wait > 0 {
+	if wait := s.cfg.Failures.CheckAddr(c.Request().RemoteAddr); wait > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		return pusherError(c, http.StatusTooManyRequests, "Too many failed requests; try again later.")
 	}
@@ -53,7 +51,7 @@ func (s *Server) terminateConnections(c echo.Context) error {
 		return pusherError(c, http.StatusRequestEntityTooLarge, "Request body too large.")
 	}
 	if err := verifyPusher(c.Request(), body, app, time.Now()); err != nil {
-		s.cfg.Failures.Fail(ipKey)
+		s.cfg.Failures.FailAddr(c.Request().RemoteAddr)
 		s.log.Debug().Err(err).Str("remote_addr", c.RealIP()).Msg("pusher request refused")
 		// Pusher's SDKs know one answer for every signing failure.
 		return pusherError(c, http.StatusUnauthorized, "Authentication failed: Invalid signature.")

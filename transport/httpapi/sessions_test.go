@@ -52,7 +52,7 @@ func newSessionAPI(t *testing.T) *sessionAPI {
 	}
 	srv := httpapi.New(httpapi.Config{
 		Domain: "localhost", Accounts: svc.accounts, Sessions: svc.mgr, Audit: svc.mgr,
-		Failures: limit.NewFailures(3, 100, time.Minute),
+		Failures: limit.NewFailures(limit.Limits{Pair: 3, Address: 100}),
 	}, zerolog.New(zerolog.NewTestWriter(t)))
 	a.handler = srv.Handler()
 	return a
