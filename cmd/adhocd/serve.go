@@ -221,6 +221,12 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer, log zerolog.L
 		return err
 	}
 	failures := limit.NewDefaultFailures() // HTTP and XMPP logins alike
+	// The same on every node and across restarts, so that unknown users keep
+	// their fake SCRAM salts.
+	fakeSaltKey, err := db.Secret(ctx, "scram-fake-salt")
+	if err != nil {
+		return err
+	}
 
 	c2sSrv := c2s.New(c2s.Config{
 		Domain:             cfg.domain,
@@ -230,6 +236,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer, log zerolog.L
 		IdleTimeout:        cfg.idleTimeout,
 		WriteTimeout:       cfg.writeTimeout,
 		CommandTimeout:     cfg.commandTimeout,
+		FakeSaltKey:        fakeSaltKey,
 	}, c2s.Deps{
 		Accounts: accounts,
 		Registry: reg,

@@ -1062,9 +1062,11 @@ func TestE2ESessionsThrottling(t *testing.T) {
 	dir := t.TempDir()
 	userAdd(t, dir, "hank@localhost", "hank-secret")
 	userAdd(t, dir, "ivan@localhost", "ivan-secret")
+	userAdd(t, dir, "jill@localhost", "jill-secret")
 	// Normal accounts and keys: a burst of 2, then one call per 10s.
 	d := startDaemonWith(t, dir, "--rate", "0.1", "--rate-burst", "2")
 	path := "/rest/users/hank@localhost/sessions"
+	_, keySecret := sessKeyCreate(t, dir, "throttled", true)
 
 	retryAfter := func(t *testing.T, resp gatewayResponse) {
 		t.Helper()
@@ -1075,8 +1077,8 @@ func TestE2ESessionsThrottling(t *testing.T) {
 	}
 
 	t.Run("wrong passwords lock the account", func(t *testing.T) {
-		// The default: 5 failures a minute per account.
-		require.Equal(t, 5, limit.DefaultAccountFailures, "this test expects the default of 5 failures per account")
+		// The default: 5 failures a minute per account and address.
+		require.Equal(t, 5, limit.DefaultPairFailures, "this test expects the default of 5 failures per account and address")
 		var got []int
 		var locked gatewayResponse
 		for i := range 6 {
@@ -1137,8 +1139,16 @@ func TestE2ESessionsThrottling(t *testing.T) {
 		require.Equal(t, http.StatusTooManyRequests, locked.status, "%d unknown keys from one address were never throttled", refused)
 		assert.Equal(t, limit.DefaultAddressFailures-5, refused, "unknown keys answered 401 before the address was locked")
 		retryAfter(t, locked)
-		// Everyone at that address waits, admins included.
-		resp := d.sessCall(t, sessAdmin, http.MethodGet, "/rest/sessions", "")
-		sessError(t, resp, http.StatusTooManyRequests, "resource-constraint", "an admin at a locked address")
+		// An account that never logged in from that address waits, with the
+		// right password too.
+		resp := d.sessCall(t, sessBasic("jill@localhost", "jill-secret"), http.MethodGet, "/rest/users/jill@localhost/sessions", "")
+		sessError(t, resp, http.StatusTooManyRequests, "resource-constraint", "a new account at a locked address")
+		retryAfter(t, resp)
+		_, err := d.tryLogin(t, jid.MustParse("jill@localhost"), "jill-secret")
+		require.Error(t, err, "jill logged in over XMPP from a locked address")
+		assert.Equal(t, "temporary-auth-failure", saslCondition(err), "SASL condition at a locked address: %v", err)
+		// The admin, who logged in from here before, and a valid key do not.
+		d.sessList(t, sessAdmin, "/rest/sessions")
+		d.sessList(t, sessBearer(keySecret), "/rest/sessions")
 	})
 }

@@ -24,6 +24,19 @@
 // one decoder and no write buffer per idle session, and uses mellium's jid
 // package for addresses and its stanza package for error conditions.
 //
+// # Authentication
+//
+// SCRAM runs against stored keys. An unknown user is given fake keys as
+// stable as a real account's: a salt per user and hash, derived from
+// Config.FakeSaltKey (the same on every node and across restarts), and
+// the real accounts' iteration count; the exchange fails at the proof, as
+// a wrong password does. Failed logins are counted with transport/limit:
+// a wrong proof or password against the account and the address, and any
+// other failure, an <abort/> or a connection abandoned after a challenge
+// against the address, so that reading salts without a proof meets the
+// address limit. A refused login is answered <temporary-auth-failure/>
+// before the server tells any salt.
+//
 // # Connections
 //
 // Each connection has one goroutine, which reads. Before resource binding it

@@ -32,6 +32,7 @@ import (
 	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/adhocd/adhocd/sessman/store"
 	"github.com/adhocd/adhocd/transport/c2s"
+	"github.com/adhocd/adhocd/transport/limit"
 )
 
 const domain = "localhost"
@@ -52,6 +53,12 @@ type env struct {
 
 func newEnv(t *testing.T, configure ...func(*c2s.Config)) *env {
 	t.Helper()
+	return newEnvWith(t, nil, configure...)
+}
+
+// newEnvWith is newEnv with the login limits given (nil: the defaults).
+func newEnvWith(t *testing.T, failures *limit.Failures, configure ...func(*c2s.Config)) *env {
+	t.Helper()
 	logger := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
 	db, err := store.Open(filepath.Join(t.TempDir(), "adhocd.db"))
 	require.NoError(t, err)
@@ -67,7 +74,7 @@ func newEnv(t *testing.T, configure ...func(*c2s.Config)) *env {
 	accounts := sessman.NewAccounts(sessman.AccountsConfig{Domain: domain}, db, logger)
 	manager := sessman.NewManager(sessman.ManagerConfig{Domain: domain}, reg, accounts, logger)
 	require.NoError(t, manager.Register(cmds))
-	srv := c2s.New(cfg, c2s.Deps{Accounts: accounts, Registry: reg, Commands: cmds, Logger: logger})
+	srv := c2s.New(cfg, c2s.Deps{Accounts: accounts, Registry: reg, Commands: cmds, Failures: failures, Logger: logger})
 
 	e := &env{srv: srv, reg: reg, db: db, accounts: accounts, cmds: cmds, client: clientTLS}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -220,11 +227,19 @@ func (w *watchedConn) readErr() error {
 
 func (e *env) dialRaw(t *testing.T, directTLS bool) *rawClient {
 	t.Helper()
+	return e.dialRawFrom(t, "127.0.0.1", directTLS)
+}
+
+// dialRawFrom is dialRaw from the loopback address ip (such as 127.0.0.2),
+// which the server sees as another remote address.
+func (e *env) dialRawFrom(t *testing.T, ip string, directTLS bool) *rawClient {
+	t.Helper()
 	addr := e.addr
 	if directTLS {
 		addr = e.tlsAddr
 	}
-	tcp, err := net.Dial("tcp", addr)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	tcp, err := d.Dial("tcp", addr)
 	require.NoError(t, err)
 	sock := &watchedConn{Conn: tcp}
 	var conn net.Conn = sock

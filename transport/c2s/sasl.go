@@ -13,7 +13,6 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/sessman/session"
-	"github.com/adhocd/adhocd/transport/limit"
 )
 
 // Accounts is the accounts service as the listener uses it.
@@ -79,14 +78,8 @@ func (c *conn) negotiateSASL() error {
 		}
 		user, err := c.authenticate(el)
 		var f *saslFailure
-		if errors.As(err, &f) && f.condition == "not-authorized" {
-			keys := []string{limit.AddrKey(c.remote.String())}
-			if u := f.user; u != "" {
-				keys = append(keys, limit.AccountKey(u))
-			}
-			c.srv.failures.Fail(keys...)
-		}
 		if errors.As(err, &f) {
+			c.countFailure(f)
 			if f.cause != nil {
 				c.log.Error().Err(f.cause).Str("condition", f.condition).Msg("authentication failed")
 			} else {
@@ -104,12 +97,28 @@ func (c *conn) negotiateSASL() error {
 			return err
 		}
 		c.user = user
-		c.srv.failures.Succeed(limit.AccountKey(user.String()))
+		c.srv.failures.SucceedLogin(user.String(), c.remote.String())
 		c.log = c.log.With().Stringer("jid", user).Logger()
 		if err := c.srv.accounts.RecordLogin(context.Background(), user, time.Now()); err != nil {
 			c.log.Error().Err(err).Msg("recording last login failed")
 		}
 		return nil
+	}
+}
+
+// countFailure records a failed attempt with the limits: a wrong password
+// or an unknown user against the account and the address; an abort, a
+// malformed message or a bad mechanism against the address alone, since an
+// exchange that stops after the server's first message has still told the
+// client that account's salt. Refusals (too many failures, a disabled
+// account, a store that is down) are not the client's attempts.
+func (c *conn) countFailure(f *saslFailure) {
+	switch {
+	case f.condition == "temporary-auth-failure", f.condition == "account-disabled":
+	case f.condition == "not-authorized" && f.user != "":
+		c.srv.failures.FailLogin(f.user, c.remote.String())
+	default:
+		c.srv.failures.FailAddr(c.remote.String())
 	}
 }
 
@@ -140,19 +149,34 @@ func (c *conn) authenticate(auth element) (jid.JID, error) {
 		return jid.JID{}, err
 	}
 	ex := &saslExchange{c: c}
+	user, err := ex.run(mech, initial)
+	var f *saslFailure
+	if err != nil && !errors.As(err, &f) && ex.challenged {
+		// The client left, timed out or broke the stream after a
+		// challenge: an abandoned exchange counts like an aborted one.
+		c.srv.failures.FailAddr(c.remote.String())
+	}
+	return user, err
+}
+
+func (ex *saslExchange) run(mech string, initial []byte) (jid.JID, error) {
 	if mech == "PLAIN" {
 		if initial == nil {
+			var err error
 			if initial, err = ex.challenge(nil); err != nil {
 				return jid.JID{}, err
 			}
 		}
-		return c.plain(initial)
+		return ex.c.plain(initial)
 	}
-	return c.scram(ex, mech, initial)
+	return ex.c.scram(ex, mech, initial)
 }
 
 // saslExchange sends challenges and reads the client's responses.
-type saslExchange struct{ c *conn }
+type saslExchange struct {
+	c          *conn
+	challenged bool // a challenge was sent
+}
 
 func (ex *saslExchange) challenge(data []byte) ([]byte, error) {
 	var w xmlWriter
@@ -160,6 +184,7 @@ func (ex *saslExchange) challenge(data []byte) ([]byte, error) {
 	if err := ex.c.out.write(w.bytes()); err != nil {
 		return nil, err
 	}
+	ex.challenged = true
 	el, err := ex.c.readElement()
 	if err != nil {
 		return nil, err
@@ -220,7 +245,7 @@ func (c *conn) userJID(authcid, authzid string) (jid.JID, error) {
 	if err != nil {
 		return user, err
 	}
-	if wait := c.srv.failures.Check(limit.AddrKey(c.remote.String()), limit.AccountKey(user.String())); wait > 0 {
+	if wait := c.srv.failures.CheckLogin(user.String(), c.remote.String()); wait > 0 {
 		return jid.JID{}, &saslFailure{condition: "temporary-auth-failure",
 			text: fmt.Sprintf("Too many failed logins; try again in %d seconds.", int(wait.Seconds())+1)}
 	}

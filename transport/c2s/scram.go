@@ -63,7 +63,7 @@ func (c *conn) scram(ex *saslExchange, mech string, clientFirst []byte) (jid.JID
 	refusal := err
 	switch {
 	case errors.Is(err, session.ErrUnknownUser):
-		keys = c.srv.fakeKeys(user, newHash)
+		keys = c.srv.fakeKeys(user, hashName, newHash)
 	case disabled && len(keys.StoredKey) > 0:
 	case err != nil:
 		return jid.JID{}, accountFailure(err)
@@ -171,14 +171,20 @@ func hmacSum(newHash func() hash.Hash, key, msg []byte) []byte {
 	return m.Sum(nil)
 }
 
-// fakeKeys are stable per user and server run, so an unknown user gets the
-// same salt on every attempt and fails only at the proof, like a wrong password.
-func (s *Server) fakeKeys(user jid.JID, newHash func() hash.Hash) session.SCRAMKeys {
-	seed := hmacSum(sha256.New, s.secret, []byte(user.String()))
+// fakeKeys are what an unknown user appears to have: keyed by the server's
+// FakeSaltKey, the user and the hash, they are the same on every attempt,
+// node and restart, and differ between SCRAM-SHA-1 and SCRAM-SHA-256 as a
+// real account's salts do. The exchange fails only at the proof, like a
+// wrong password.
+func (s *Server) fakeKeys(user jid.JID, hashName string, newHash func() hash.Hash) session.SCRAMKeys {
+	seed := hmacSum(sha256.New, s.cfg.FakeSaltKey, []byte(hashName+"\x00"+user.String()))
 	return session.SCRAMKeys{
-		Salt:       seed[:16],
+		Salt:       seed[:fakeSaltLen],
 		Iterations: scramIterations,
 		StoredKey:  make([]byte, newHash().Size()), // no proof hashes to all zeros
 		ServerKey:  seed,
 	}
 }
+
+// fakeSaltLen is the length of the salts the store makes.
+const fakeSaltLen = 16

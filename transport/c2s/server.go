@@ -2,6 +2,7 @@ package c2s
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -30,6 +31,12 @@ type Config struct {
 	KickGrace          time.Duration // wait for an ended client to close its side; default 2s
 	MaxAuthFailures    int           // failed SASL attempts before the connection is closed; default 3
 	CommandTimeout     time.Duration // deadline of an in-band ad-hoc command; default 10s
+	// FakeSaltKey keys the fake SCRAM salts of unknown users. It must be
+	// the same on every node and across restarts, or probing would tell
+	// unknown users (whose salt changed) from real ones (whose salt did
+	// not); cmd/adhocd takes it from the store. Default: random, for this
+	// process only (tests).
+	FakeSaltKey []byte
 }
 
 func (cfg *Config) setDefaults() {
@@ -53,6 +60,10 @@ func (cfg *Config) setDefaults() {
 	if cfg.MaxAuthFailures <= 0 {
 		cfg.MaxAuthFailures = 3
 	}
+	if len(cfg.FakeSaltKey) == 0 {
+		cfg.FakeSaltKey = make([]byte, 32)
+		_, _ = rand.Read(cfg.FakeSaltKey) // crypto/rand.Read never fails (Go 1.24+)
+	}
 }
 
 // Registry is the session registry the listener binds resources in and routes
@@ -70,8 +81,9 @@ type Deps struct {
 	Accounts Accounts
 	Registry Registry
 	Commands Commands // optional: in-band XEP-0050
-	// Failures throttles failed logins per address and account; shared with
-	// the HTTP server. Default: limit.NewDefaultFailures().
+	// Failures throttles failed logins per (account, address), address and
+	// account; shared with the HTTP server. Default:
+	// limit.NewDefaultFailures().
 	Failures *limit.Failures
 	Logger   zerolog.Logger
 }
@@ -84,7 +96,6 @@ type Server struct {
 	commands Commands
 	failures *limit.Failures
 	log      zerolog.Logger
-	secret   []byte // keys the fake SCRAM salts of unknown users
 
 	wg sync.WaitGroup // connection, writer and command goroutines
 
@@ -107,7 +118,6 @@ func New(cfg Config, deps Deps) *Server {
 		reg:       deps.Registry,
 		commands:  deps.Commands,
 		log:       deps.Logger.With().Str("component", "c2s").Logger(),
-		secret:    []byte(newID()),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}

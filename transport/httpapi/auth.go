@@ -15,7 +15,6 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/sessman/session"
-	"github.com/adhocd/adhocd/transport/limit"
 )
 
 // Accounts authenticates HTTP callers. *sessman.Accounts implements it.
@@ -55,20 +54,26 @@ const errAuthUnavailable = "Authentication is not available right now; try again
 
 // authenticate is middleware requiring HTTP Basic credentials of an account
 // or an API key (Authorization: Bearer, or Tigase's Api-Key header).
-// Failed attempts are throttled per remote address and per account; calls
-// by accounts that are not admins and by keys are rate-limited per caller.
+// Failed logins are throttled per (account, address), address and account
+// (limit.Failures); a valid API key passes even from a locked address, an
+// invalid one counts against the address. Calls by accounts that are not
+// admins and by keys are rate-limited per caller.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		ipKey := limit.AddrKey(c.Request().RemoteAddr)
+		addr := c.RealIP() // the peer, or the client a trusted proxy names
 		var who adhoc.Caller
 		var err error
-		failKeys := []string{ipKey}
 		if secret := apiKeySecret(c.Request()); secret != "" {
-			if wait := s.cfg.Failures.Check(ipKey); wait > 0 {
-				return tooMany(c, wait, "Too many failed logins from your address")
-			}
+			// A key is a 256-bit secret: the address limit only sheds the
+			// load of guessing, so the lookup comes first.
 			who, err = s.keyCaller(ctx, secret)
+			if err != nil && adhoc.AsError(err).Condition == stanza.NotAuthorized {
+				if wait := s.cfg.Failures.CheckAddr(addr); wait > 0 {
+					return tooMany(c, wait, "Too many failed logins from your address")
+				}
+				s.cfg.Failures.FailAddr(addr)
+			}
 		} else {
 			username, password, ok := c.Request().BasicAuth()
 			if !ok {
@@ -78,20 +83,19 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			if perr != nil {
 				return errNoCredentials
 			}
-			failKeys = append(failKeys, limit.AccountKey(user.String()))
-			if wait := s.cfg.Failures.Check(failKeys...); wait > 0 {
+			if wait := s.cfg.Failures.CheckLogin(user.String(), addr); wait > 0 {
 				return tooMany(c, wait, "Too many failed logins")
 			}
 			who, err = s.login(ctx, user, password)
+			switch {
+			case err == nil:
+				s.cfg.Failures.SucceedLogin(user.String(), addr) // as SASL does
+			case adhoc.AsError(err).Condition == stanza.NotAuthorized:
+				s.cfg.Failures.FailLogin(user.String(), addr)
+			}
 		}
 		if err != nil {
-			if e := adhoc.AsError(err); e.Condition == stanza.NotAuthorized {
-				s.cfg.Failures.Fail(failKeys...)
-			}
 			return err
-		}
-		if who.Auth == adhoc.AuthBasic {
-			s.cfg.Failures.Succeed(limit.AccountKey(who.JID.String())) // as SASL does
 		}
 		rates := s.cfg.Rates
 		if who.Admin && who.Auth == adhoc.AuthBasic {

@@ -21,7 +21,6 @@ import (
 
 	"github.com/adhocd/adhocd/adhoc"
 	"github.com/adhocd/adhocd/sessman/session"
-	"github.com/adhocd/adhocd/transport/limit"
 )
 
 // PusherApp is an application of the Pusher-compatible API: its requests
@@ -77,8 +76,7 @@ func (s *Server) terminateConnections(c echo.Context) error {
 	if !ok {
 		return pusherError(c, http.StatusNotFound, "Application not found.")
 	}
-	ipKey := limit.AddrKey(c.Request().RemoteAddr)
-	if wait := s.cfg.Failures.Check(ipKey); wait > 0 {
+	if wait := s.cfg.Failures.CheckAddr(c.RealIP()); wait > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		return pusherError(c, http.StatusTooManyRequests, "Too many failed requests; try again later.")
 	}
@@ -93,7 +91,7 @@ func (s *Server) terminateConnections(c echo.Context) error {
 		if !errors.As(err, &r) {
 			r = errPusherSignature
 		}
-		s.cfg.Failures.Fail(ipKey)
+		s.cfg.Failures.FailAddr(c.RealIP())
 		s.log.Debug().Err(err).Str("remote_addr", c.RealIP()).Msg("pusher request refused")
 		return pusherError(c, r.status, r.text)
 	}
@@ -113,7 +111,7 @@ func (s *Server) terminateConnections(c echo.Context) error {
 		return pusherError(c, http.StatusServiceUnavailable,
 			"This server cannot tell whether the request is a replay now; try again later.")
 	case !fresh:
-		s.cfg.Failures.Fail(ipKey)
+		s.cfg.Failures.FailAddr(c.RealIP())
 		s.log.Warn().Str("remote_addr", c.RealIP()).Msg("pusher request replayed")
 		return pusherError(c, errPusherReplay.status, errPusherReplay.text)
 	}

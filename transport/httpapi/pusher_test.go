@@ -77,7 +77,7 @@ func newPusherAPI(t *testing.T, replay httpapi.ReplayCache, clock *fakeClock) *p
 		PusherApps:   []httpapi.PusherApp{{ID: "app1", Key: pusherKey, Secret: pusherSecret, Domain: "localhost"}},
 		PusherReplay: replay, Now: clock.Now,
 		// Many refusals in a row here; the throttle has tests of its own.
-		Failures: limit.NewFailures(1000, 1000, time.Minute),
+		Failures: limit.NewFailures(limit.Limits{Pair: 1000, Address: 1000, Account: 1000}),
 	}, zerolog.New(zerolog.NewTestWriter(t)))
 	return &pusherAPI{handler: srv.Handler(), reg: svc.reg, clock: clock}
 }

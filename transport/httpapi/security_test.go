@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
@@ -46,7 +45,7 @@ func newSecured(t *testing.T, trusted ...netip.Prefix) *secured {
 	srv := httpapi.New(httpapi.Config{
 		Domain: "localhost", Accounts: svc.accounts, Commands: svc.cmds, Sessions: svc.mgr, Audit: svc.mgr,
 		TrustedProxies: trusted,
-		Failures:       limit.NewFailures(100, 100, time.Minute), // the tests' refusals are not what is throttled
+		Failures:       limit.NewFailures(limit.Limits{Pair: 100, Address: 100, Account: 100}), // the tests' refusals are not what is throttled
 	}, zerolog.New(zerolog.NewTestWriter(t)))
 	return &secured{handler: srv.Handler(), svc: svc, bob: bob, key: key, otherDomainKey: otherKey}
 }

@@ -46,8 +46,9 @@ type Config struct {
 	Now func() time.Time
 	// Audit enables GET /rest/audit.
 	Audit AuditLog
-	// Failures throttles failed logins per address and account (shared with
-	// the XMPP listener); default limit.NewDefaultFailures().
+	// Failures throttles failed logins per (account, address), address and
+	// account (shared with the XMPP listener); default
+	// limit.NewDefaultFailures().
 	Failures *limit.Failures
 	// Rates limits the calls of accounts that are not admins and of API keys,
 	// per caller; AdminRates those of admin accounts. nil: unlimited.

@@ -33,6 +33,11 @@ type sessionAPI struct {
 
 func newSessionAPI(t *testing.T) *sessionAPI {
 	t.Helper()
+	return newSessionAPIWith(t, limit.NewFailures(limit.Limits{Pair: 3, Address: 100}))
+}
+
+func newSessionAPIWith(t *testing.T, failures *limit.Failures) *sessionAPI {
+	t.Helper()
 	svc := newServices(t)
 	db := svc.db
 	ctx := context.Background()
@@ -52,7 +57,7 @@ func newSessionAPI(t *testing.T) *sessionAPI {
 	}
 	srv := httpapi.New(httpapi.Config{
 		Domain: "localhost", Accounts: svc.accounts, Sessions: svc.mgr, Audit: svc.mgr,
-		Failures: limit.NewFailures(3, 100, time.Minute),
+		Failures: failures,
 	}, zerolog.New(zerolog.NewTestWriter(t)))
 	a.handler = srv.Handler()
 	return a
@@ -209,6 +214,36 @@ func TestFailedLoginsAreThrottled(t *testing.T) {
 	assert.Equal(t, 429, status, "even the right password waits: %v", body)
 	assert.Equal(t, "resource-constraint", body["condition"])
 	assert.NotEmpty(t, header.Get("Retry-After"))
+}
+
+func TestAPIKeysAtALockedAddress(t *testing.T) {
+	a := newSessionAPIWith(t, limit.NewFailures(limit.Limits{Address: 3}))
+	sessions := apiCall{method: "GET", path: "/rest/sessions"}
+	admin := sessions
+	admin.user, admin.password = "admin@localhost", "secret"
+	status, _, _ := a.do(t, admin)
+	require.Equal(t, 200, status, "the admin logs in from the test's address (192.0.2.1)")
+
+	unknown := sessions
+	unknown.key = "adk_unknown"
+	for range 3 {
+		status, _, body := a.do(t, unknown)
+		require.Equal(t, 401, status, "an unknown key: %v", body)
+	}
+	status, header, body := a.do(t, unknown)
+	assert.Equal(t, 429, status, "an unknown key from the locked address: %v", body)
+	assert.Equal(t, "resource-constraint", body["condition"])
+	assert.NotEmpty(t, header.Get("Retry-After"))
+
+	valid := sessions
+	valid.key = a.readKey
+	status, _, body = a.do(t, valid)
+	assert.Equal(t, 200, status, "a valid key passes from a locked address: %v", body)
+	status, _, body = a.do(t, admin)
+	assert.Equal(t, 200, status, "so does the admin, who logged in from it before: %v", body)
+	alice := apiCall{method: "GET", path: "/rest/users/alice@localhost/sessions", user: "alice@localhost", password: "alicepw"}
+	status, _, body = a.do(t, alice)
+	assert.Equal(t, 429, status, "alice, who never did, waits: %v", body)
 }
 
 func sessionCount(t *testing.T, reg *sessman.Registry) int {
