@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -254,6 +255,13 @@ func (e *env) dialRawFrom(t *testing.T, ip string, directTLS bool) *rawClient {
 
 func (e *env) dialWebSocket(t *testing.T) *rawClient {
 	t.Helper()
+	return dialWebSocketAt(t, e.wsURL, nil)
+}
+
+// dialWebSocketAt opens an XMPP WebSocket at url, sending header with the
+// upgrade request.
+func dialWebSocketAt(t *testing.T, url string, header http.Header) *rawClient {
+	t.Helper()
 	var sock *watchedConn
 	d := websocket.Dialer{Subprotocols: []string{"xmpp"}, HandshakeTimeout: 5 * time.Second,
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -265,7 +273,7 @@ func (e *env) dialWebSocket(t *testing.T) *rawClient {
 			sock = &watchedConn{Conn: tcp}
 			return sock, nil
 		}}
-	ws, resp, err := d.Dial(e.wsURL, nil)
+	ws, resp, err := d.Dial(url, header)
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	require.Equal(t, "xmpp", ws.Subprotocol())

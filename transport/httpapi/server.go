@@ -129,7 +129,7 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 	}))
 	e.GET("/healthz", s.health)
 	if cfg.WebSocket != nil {
-		e.GET("/xmpp-websocket", echo.WrapHandler(cfg.WebSocket))
+		e.GET("/xmpp-websocket", s.webSocket)
 	}
 	if cfg.Commands != nil && cfg.Accounts != nil {
 		g := e.Group("/rest/adhoc", s.withDeadline, s.authenticate)
@@ -203,6 +203,27 @@ func validRequestID(id string) bool {
 		}
 	}
 	return true
+}
+
+// webSocket hands an upgrade to the XMPP listener with the client's address
+// as the request's RemoteAddr: behind a trusted proxy, the one it names
+// (with port 0, which the proxy does not tell), so that the session lists
+// it and the login throttles count it rather than the proxy.
+func (s *Server) webSocket(c echo.Context) error {
+	r := c.Request()
+	if ip := c.RealIP(); ip != "" && ip != hostOf(r.RemoteAddr) {
+		r = r.WithContext(r.Context()) // a copy: the request is echo's
+		r.RemoteAddr = net.JoinHostPort(ip, "0")
+	}
+	s.cfg.WebSocket.ServeHTTP(c.Response(), r)
+	return nil
+}
+
+func hostOf(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 // health is the body of /healthz.
