@@ -49,6 +49,10 @@ type Config struct {
 	CommandTimeout time.Duration
 	// ReadHeaderTimeout bounds how long a client may take to send headers; default 10s.
 	ReadHeaderTimeout time.Duration
+	// AllowedOrigins are the origins besides the server's own whose pages may
+	// send requests that change state, as ParseOrigin writes them; see
+	// refuseCrossSite (csrf.go). Empty: none.
+	AllowedOrigins []string
 }
 
 func (cfg *Config) setDefaults() {
@@ -67,6 +71,7 @@ func (cfg *Config) setDefaults() {
 type Server struct {
 	cfg        Config
 	pusherApps map[string]PusherApp
+	allowed    map[string]bool // AllowedOrigins
 	echo       *echo.Echo
 	srv        *http.Server
 	log        zerolog.Logger
@@ -91,6 +96,7 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 	for _, app := range cfg.PusherApps {
 		s.pusherApps[app.ID] = app
 	}
+	s.allowed = s.allowedOrigins(cfg.AllowedOrigins)
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
@@ -107,13 +113,13 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 		e.GET("/xmpp-websocket", echo.WrapHandler(cfg.WebSocket))
 	}
 	if cfg.Commands != nil && cfg.Accounts != nil {
-		g := e.Group("/rest/adhoc", s.withDeadline, s.authenticate)
+		g := e.Group("/rest/adhoc", s.refuseCrossSite, s.withDeadline, s.authenticate)
 		g.GET("/:jid", s.listCommands)
 		g.POST("/:jid", s.executeCommand)
 		g.Match([]string{http.MethodPut, http.MethodPatch, http.MethodDelete}, "/:jid", methodNotAllowed)
 	}
 	if cfg.Sessions != nil && cfg.Accounts != nil {
-		api := e.Group("/rest", jsonAPI, s.withDeadline, s.authenticate)
+		api := e.Group("/rest", jsonAPI, s.refuseCrossSite, s.withDeadline, s.authenticate)
 		api.GET("/sessions", s.listSessions)
 		api.GET("/users/:jid/sessions", s.listUserSessions)
 		api.DELETE("/users/:jid/sessions", s.deleteSessions)
@@ -125,7 +131,7 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 		}
 	}
 	if cfg.Sessions != nil && len(cfg.PusherApps) > 0 {
-		e.POST("/apps/:app_id/users/:user_id/terminate_connections", s.terminateConnections, s.withDeadline)
+		e.POST("/apps/:app_id/users/:user_id/terminate_connections", s.terminateConnections, s.refuseCrossSite, s.withDeadline)
 	}
 	e.GET("/rest/openapi.json", s.openAPI)
 	return s
