@@ -407,6 +407,8 @@ func checkSetting(scratch *flag.FlagSet, key, item string) error {
 		_, err = parsePusherApp(item, "domain.example") // any domain: only the shape is checked
 	case "log-level":
 		_, err = parseLevel(item)
+	case "allowed-origins":
+		_, err = parseAllowedOrigin(item)
 	case "limit":
 		err = checkAuditLimit(scratch.Lookup(key).Value.(flag.Getter).Get().(int))
 	case "offset":

@@ -43,6 +43,7 @@ type serveConfig struct {
 	callerRate          float64
 	callerBurst         int
 	adminRate           float64
+	allowedOrigins      []string
 }
 
 // serveFlags are the flags of `adhocd serve` as given, before parseServe
@@ -52,6 +53,7 @@ type serveFlags struct {
 	admins commaList
 	level  string
 	pusher stringList
+	allow  commaList // --allowed-origins
 }
 
 // defineServeFlags defines the flags of `adhocd serve` on fs.
@@ -76,6 +78,7 @@ func defineServeFlags(fs *flag.FlagSet, f *serveFlags) {
 	fs.Float64Var(&cfg.callerRate, "rate", 10, "requests per second allowed to each account that is not an admin and to each API key (0: unlimited)")
 	fs.IntVar(&cfg.callerBurst, "rate-burst", 20, "burst of requests allowed above --rate")
 	fs.Float64Var(&cfg.adminRate, "admin-rate", 0, "requests per second allowed to each admin account (0: unlimited)")
+	fs.Var(&f.allow, "allowed-origins", "comma-separated origins (scheme://host[:port]) besides the server's own whose pages may send requests that change state; empty: none")
 	fs.DurationVar(&cfg.shutdownGracePeriod, "shutdown-timeout", 5*time.Second, "time given to clients to close at shutdown")
 }
 
@@ -111,6 +114,16 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 			return cfg, fmt.Errorf("serve: --pusher-app: %w", err)
 		}
 		cfg.pusherApps = append(cfg.pusherApps, app)
+	}
+	for _, o := range strings.Split(string(f.allow), ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		origin, err := parseAllowedOrigin(o)
+		if err != nil {
+			return cfg, fmt.Errorf("serve: --allowed-origins: %w", err)
+		}
+		cfg.allowedOrigins = append(cfg.allowedOrigins, origin)
 	}
 	if cfg.logLevel, err = parseLevel(f.level); err != nil {
 		return cfg, fmt.Errorf("serve: --log-level %w", err)
@@ -230,6 +243,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer, log zerolog.L
 		AdminRates:     limit.NewRates(cfg.adminRate, cfg.callerBurst),
 		BodyLimit:      cfg.bodyLimit,
 		CommandTimeout: cfg.commandTimeout,
+		AllowedOrigins: cfg.allowedOrigins,
 	}, log)
 	// Shutdown waits for the requests in flight; it stops before c2s, so
 	// that they still find the sessions they act on.
@@ -277,4 +291,10 @@ func parsePusherApp(spec, domain string) (httpapi.PusherApp, error) {
 		return httpapi.PusherApp{}, fmt.Errorf("%q is not id:key:secret:domain", strings.Join(parts[:min(len(parts), 2)], ":")+":…")
 	}
 	return httpapi.PusherApp{ID: parts[0], Key: parts[1], Secret: parts[2], Domain: parts[3]}, nil
+}
+
+// parseAllowedOrigin reads one origin of --allowed-origins,
+// scheme://host[:port], as the Origin header writes it.
+func parseAllowedOrigin(s string) (string, error) {
+	return httpapi.ParseOrigin(s)
 }
