@@ -122,10 +122,10 @@ func TestAuditJSON(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	require.Len(t, lines, 2)
 	assert.JSONEq(t, fmt.Sprintf(`{"id":%d,"time":"2025-01-02T03:04:06.006Z","actor":"cli","auth":"cli",
-		"action":"apikey-create","targets":["k1"],"outcome":"ok","detail":"name \"<x>\"","remote_addr":"","request_id":""}`, id2),
+		"action":"apikey-create","targets":["k1"],"outcome":"ok","detail":"name \"<x>\"","remote_addr":"","peer":"","request_id":""}`, id2),
 		lines[0])
 	assert.JSONEq(t, fmt.Sprintf(`{"id":%d,"time":"2025-01-02T03:04:05.006Z","actor":"apikey:ci","auth":"apikey",
-		"action":"end-sessions","targets":[],"outcome":"forbidden","detail":"","remote_addr":"192.0.2.1:1234","request_id":"r1"}`, id1),
+		"action":"end-sessions","targets":[],"outcome":"forbidden","detail":"","remote_addr":"192.0.2.1:1234","peer":"","request_id":"r1"}`, id1),
 		lines[1])
 	assert.Contains(t, lines[0], `<x>`, "no HTML escaping")
 	var v map[string]any
