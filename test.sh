@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of adhocd, installing what the tests need when it is missing:
-# the third-party XMPP clients python3-slixmpp and go-sendxmpp (Debian packages).
+# the third-party XMPP clients python3-slixmpp and go-sendxmpp, and chromium for the
+# cross-site request forgery test (Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -8,6 +9,7 @@ need=()
 dpkg -s python3-slixmpp >/dev/null 2>&1 || need+=(python3-slixmpp)
 command -v go-sendxmpp >/dev/null 2>&1 || need+=(go-sendxmpp)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   SUDO=""

@@ -409,6 +409,8 @@ func checkSetting(scratch *flag.FlagSet, key, item string) error {
 		_, err = parseProxy(item)
 	case "log-level":
 		_, err = parseLevel(item)
+	case "allowed-origins":
+		_, err = parseAllowedOrigin(item)
 	case "limit":
 		err = checkAuditLimit(scratch.Lookup(key).Value.(flag.Getter).Get().(int))
 	case "offset":

@@ -45,6 +45,7 @@ type serveConfig struct {
 	callerBurst         int
 	adminRate           float64
 	trustedProxies      []netip.Prefix
+	allowedOrigins      []string
 }
 
 // serveFlags are the flags of `adhocd serve` as given, before parseServe
@@ -55,6 +56,7 @@ type serveFlags struct {
 	level   string
 	pusher  stringList
 	proxies commaList
+	allow   commaList // --allowed-origins
 }
 
 // defineServeFlags defines the flags of `adhocd serve` on fs.
@@ -80,6 +82,7 @@ func defineServeFlags(fs *flag.FlagSet, f *serveFlags) {
 	fs.IntVar(&cfg.callerBurst, "rate-burst", 20, "burst of requests allowed above --rate")
 	fs.Float64Var(&cfg.adminRate, "admin-rate", 0, "requests per second allowed to each admin account (0: unlimited)")
 	fs.Var(&f.proxies, "trusted-proxies", "comma-separated addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For names the client; default none: the peer is the client")
+	fs.Var(&f.allow, "allowed-origins", "comma-separated origins (scheme://host[:port]) besides the server's own whose pages may send requests that change state; empty: none")
 	fs.DurationVar(&cfg.shutdownGracePeriod, "shutdown-timeout", 5*time.Second, "time given to clients to close at shutdown")
 }
 
@@ -125,6 +128,16 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 			return cfg, fmt.Errorf("serve: --trusted-proxies: %w", err)
 		}
 		cfg.trustedProxies = append(cfg.trustedProxies, prefix)
+	}
+	for _, o := range strings.Split(string(f.allow), ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		origin, err := parseAllowedOrigin(o)
+		if err != nil {
+			return cfg, fmt.Errorf("serve: --allowed-origins: %w", err)
+		}
+		cfg.allowedOrigins = append(cfg.allowedOrigins, origin)
 	}
 	if cfg.logLevel, err = parseLevel(f.level); err != nil {
 		return cfg, fmt.Errorf("serve: --log-level %w", err)
@@ -267,6 +280,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer, log zerolog.L
 		BodyLimit:      cfg.bodyLimit,
 		TrustedProxies: cfg.trustedProxies,
 		CommandTimeout: cfg.commandTimeout,
+		AllowedOrigins: cfg.allowedOrigins,
 	}, log)
 	// Shutdown waits for the requests in flight; it stops before c2s, so
 	// that they still find the sessions they act on.
@@ -324,4 +338,10 @@ func parsePusherApp(spec, domain string) (httpapi.PusherApp, error) {
 		return httpapi.PusherApp{}, fmt.Errorf("%q is not id:key:secret:domain", strings.Join(parts[:min(len(parts), 2)], ":")+":…")
 	}
 	return httpapi.PusherApp{ID: parts[0], Key: parts[1], Secret: parts[2], Domain: parts[3]}, nil
+}
+
+// parseAllowedOrigin reads one origin of --allowed-origins,
+// scheme://host[:port], as the Origin header writes it.
+func parseAllowedOrigin(s string) (string, error) {
+	return httpapi.ParseOrigin(s)
 }

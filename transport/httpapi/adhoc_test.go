@@ -246,7 +246,7 @@ func TestGatewayFormatsAndListing(t *testing.T) {
 	}
 
 	// The caller is stamped as the requester; the component JID comes from the URL.
-	rec = g.do(t, call{method: "POST", path: "/rest/adhoc/localhost?type=json", contentType: "", user: "admin@localhost", password: "secret", body: ``})
+	rec = g.do(t, call{method: "POST", path: "/rest/adhoc/localhost?type=json", contentType: "application/json", user: "admin@localhost", password: "secret", body: ``})
 	assert.Equal(t, 400, rec.Code, "an empty body is a bad request")
 
 	// GET lists what the caller may run, in the negotiated format.

@@ -64,6 +64,10 @@ type Config struct {
 	// X-Forwarded-For names the client. Without them the client is the
 	// network peer, and X-Forwarded-For is ignored.
 	TrustedProxies []netip.Prefix
+	// AllowedOrigins are the origins besides the server's own whose pages may
+	// send requests that change state, as ParseOrigin writes them; see
+	// refuseCrossSite (csrf.go). Empty: none.
+	AllowedOrigins []string
 }
 
 func (cfg *Config) setDefaults() {
@@ -88,6 +92,7 @@ func (cfg *Config) setDefaults() {
 type Server struct {
 	cfg        Config
 	pusherApps map[string]PusherApp
+	allowed    map[string]bool // AllowedOrigins
 	echo       *echo.Echo
 	srv        *http.Server
 	log        zerolog.Logger
@@ -112,6 +117,7 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 	for _, app := range cfg.PusherApps {
 		s.pusherApps[app.ID] = app
 	}
+	s.allowed = s.allowedOrigins(cfg.AllowedOrigins)
 	e.HTTPErrorHandler = s.handleError
 	e.IPExtractor = clientIP(cfg.TrustedProxies)
 	e.Use(requestID)
@@ -132,13 +138,13 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 		e.GET("/xmpp-websocket", s.webSocket)
 	}
 	if cfg.Commands != nil && cfg.Accounts != nil {
-		g := e.Group("/rest/adhoc", s.withDeadline, s.authenticate)
+		g := e.Group("/rest/adhoc", s.refuseCrossSite, s.withDeadline, s.authenticate)
 		g.GET("/:jid", s.listCommands)
 		g.POST("/:jid", s.executeCommand)
 		g.Match([]string{http.MethodPut, http.MethodPatch, http.MethodDelete}, "/:jid", methodNotAllowed)
 	}
 	if cfg.Sessions != nil && cfg.Accounts != nil {
-		api := e.Group("/rest", jsonAPI, s.withDeadline, s.authenticate)
+		api := e.Group("/rest", jsonAPI, s.refuseCrossSite, s.withDeadline, s.authenticate)
 		api.GET("/sessions", s.listSessions)
 		api.GET("/users/:jid/sessions", s.listUserSessions)
 		api.DELETE("/users/:jid/sessions", s.deleteSessions)
@@ -150,7 +156,7 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 		}
 	}
 	if cfg.Sessions != nil && len(cfg.PusherApps) > 0 {
-		e.POST("/apps/:app_id/users/:user_id/terminate_connections", s.terminateConnections, s.withDeadline)
+		e.POST("/apps/:app_id/users/:user_id/terminate_connections", s.terminateConnections, s.refuseCrossSite, s.withDeadline)
 	}
 	e.GET("/rest/openapi.json", s.openAPI)
 	return s
