@@ -215,6 +215,7 @@ func TestPusherReplayConcurrent(t *testing.T) {
 	for range n {
 		wg.Go(func() {
 			req := httptest.NewRequest(http.MethodPost, zedPath+"?"+captured, strings.NewReader("{}"))
+			req.Header.Set("Content-Type", "application/json")
 			rec := httptest.NewRecorder()
 			p.handler.ServeHTTP(rec, req)
 			statuses <- rec.Code
