@@ -143,8 +143,15 @@ func startDaemonWith(t *testing.T, dir string, extra ...string) *daemon {
 // data in dir, on loopback port 0, and log at info level or below.
 func startDaemonArgs(t *testing.T, dir, domain string, args ...string) *daemon {
 	t.Helper()
+	return startDaemonEnv(t, dir, domain, []string{"ADHOCD_ADMIN_PASSWORD=" + e2eAdminPassword}, args...)
+}
+
+// startDaemonEnv is startDaemonArgs with the environment variables env
+// (NAME=value) instead of the tests' admin password.
+func startDaemonEnv(t *testing.T, dir, domain string, env []string, args ...string) *daemon {
+	t.Helper()
 	cmd := exec.Command(adhocdBinary(t), args...)
-	cmd.Env = childEnv("ADHOCD_ADMIN_PASSWORD=" + e2eAdminPassword)
+	cmd.Env = childEnv(env...)
 	cmd.Stdout = testLogWriter{t, "adhocd stdout"}
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,10 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"mellium.im/xmpp/jid"
+
+	"github.com/adhocd/adhocd/sessman"
+	"github.com/adhocd/adhocd/sessman/store"
 )
 
 func TestLifecycleStopsInReverse(t *testing.T) {
@@ -213,4 +218,27 @@ func TestServeStartFailureStopsStartedParts(t *testing.T) {
 		_, err := net.Dial("tcp", addr)
 		assert.Error(t, err, "%s (%s) was closed", component, addr)
 	}
+}
+
+// TestAdminPasswordVariableOnlyWhileNoAdminExists: ADHOCD_ADMIN_PASSWORD
+// makes the first admin; on a database with an admin it changes nothing,
+// and serve says so instead of leaving the newcomer to guess.
+func TestAdminPasswordVariableOnlyWhileNoAdminExists(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "adhocd.db"))
+	require.NoError(t, err)
+	defer db.Close()
+	accounts := sessman.NewAccounts(sessman.AccountsConfig{Domain: "localhost"}, db, zerolog.Nop())
+	var out bytes.Buffer
+
+	t.Setenv("ADHOCD_ADMIN_PASSWORD", "first")
+	require.NoError(t, ensureAdmin(t.Context(), accounts, &out))
+	assert.Equal(t, "Admin account admin@localhost is ready.\n", out.String())
+
+	out.Reset()
+	t.Setenv("ADHOCD_ADMIN_PASSWORD", "second")
+	require.NoError(t, ensureAdmin(t.Context(), accounts, &out))
+	assert.Equal(t, "ADHOCD_ADMIN_PASSWORD is ignored: an admin account exists already. "+
+		"Set a password with 'adhocd user passwd admin@localhost', or start afresh with another --data.\n", out.String())
+	_, err = accounts.Login(t.Context(), jid.MustParse("admin@localhost"), "first")
+	assert.NoError(t, err, "the first password stays")
 }

@@ -315,10 +315,14 @@ func recordServedDomain(ctx context.Context, db *store.DB, domain string) error 
 // ensureAdmin creates admin@domain when no admin account exists, with the
 // password from ADHOCD_ADMIN_PASSWORD or a generated one printed once.
 func ensureAdmin(ctx context.Context, accounts *sessman.Accounts, stdout io.Writer) error {
-	admin, generated, changed, err := accounts.EnsureAdmin(ctx, os.Getenv("ADHOCD_ADMIN_PASSWORD"))
+	password := os.Getenv("ADHOCD_ADMIN_PASSWORD")
+	admin, generated, changed, err := accounts.EnsureAdmin(ctx, password)
 	switch {
 	case err != nil:
 		return err
+	case !changed && password != "":
+		fmt.Fprintf(stdout, "ADHOCD_ADMIN_PASSWORD is ignored: an admin account exists already. "+
+			"Set a password with 'adhocd user passwd %s', or start afresh with another --data.\n", admin)
 	case !changed:
 	case generated != "":
 		fmt.Fprintf(stdout, "Created admin account %s with password %s (shown once).\n", admin, generated)
