@@ -25,17 +25,21 @@ func writeConfig(t *testing.T, text string) string {
 // parseCommand parses the flags of a command without running it: cmd is
 // "serve", "audit", "user add", "apikey create", ...
 func parseCommand(cmd string, args []string) error {
-	var stderr bytes.Buffer
+	return parseCommandTo(cmd, args, &bytes.Buffer{})
+}
+
+// parseCommandTo is parseCommand with the command's stderr.
+func parseCommandTo(cmd string, args []string, stderr *bytes.Buffer) error {
 	var err error
 	switch name, sub, _ := strings.Cut(cmd, " "); name {
 	case "serve":
-		_, err = parseServe(args, &stderr)
+		_, err = parseServe(args, stderr)
 	case "audit":
-		_, err = parseAudit(args, &stderr)
+		_, err = parseAudit(args, stderr)
 	case "user":
-		_, err = parseUser(sub, args, &stderr)
+		_, err = parseUser(sub, args, stderr)
 	case "apikey":
-		_, err = parseAPIKey(sub, args, &stderr)
+		_, err = parseAPIKey(sub, args, stderr)
 	default:
 		panic("no command " + cmd)
 	}
