@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,7 +22,10 @@ import (
 const apikeyUsage = `Usage: adhocd apikey <command> [flags]
 
 Commands:
-  create --name N [--domain D] [--read-only]  create a key and print its secret, once
+  create --name N [--domain D] [--read-only]  create a key and print its secret, once;
+         [--quiet | --json]                   --quiet prints the secret alone, --json one
+                                              JSON object: KEY=$(adhocd apikey create
+                                              --name bot --quiet)
   list                                        print the keys, one a line: id, name, domain,
                                               read-only|read-write, active|revoked <time>,
                                               created <time> (tab-separated)
@@ -40,7 +44,7 @@ Run 'adhocd apikey <command> --help' to list the flags.
 func apikeySynopsis(sub string) (string, bool) {
 	switch sub {
 	case "create":
-		return "adhocd apikey create --name N [--domain D] [--read-only] [flags]", true
+		return "adhocd apikey create --name N [--domain D] [--read-only] [--quiet | --json] [flags]", true
 	case "list":
 		return "adhocd apikey list [flags]", true
 	case "revoke":
@@ -57,6 +61,8 @@ type apikeyOptions struct {
 	domain     string // canonical, for create
 	domainFlag string // --domain as given
 	readOnly   bool
+	quiet      bool   // create: print the secret alone
+	asJSON     bool   // create: print one JSON object
 	id         string // for revoke
 }
 
@@ -84,7 +90,7 @@ func runAPIKey(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		err = checkServed(ctx, db, opts)
 	}
 	if err == nil {
-		err = apikeyDo(ctx, sessman.NewAccounts(sessman.AccountsConfig{}, db, zerolog.Nop()), opts, stdout)
+		err = apikeyDo(ctx, sessman.NewAccounts(sessman.AccountsConfig{}, db, zerolog.Nop()), opts, stdout, stderr)
 	}
 	if cerr := db.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("apikey %s: %w", opts.sub, cerr)
@@ -117,6 +123,9 @@ func parseAPIKey(sub string, args []string, stderr io.Writer) (apikeyOptions, er
 		if opts.name == "" {
 			return opts, fmt.Errorf("apikey create: missing --name (%s)", synopsis)
 		}
+		if opts.quiet && opts.asJSON {
+			return opts, errors.New("apikey create: --quiet and --json exclude each other: --quiet prints the secret alone, --json one JSON object")
+		}
 		served, err := servedDomains(opts.domainFlag)
 		if err != nil {
 			return opts, fmt.Errorf("apikey create: %w", err)
@@ -147,7 +156,20 @@ func defineAPIKeyFlags(fs *flag.FlagSet, opts *apikeyOptions) {
 		fs.StringVar(&opts.name, "name", "", "the key's name: 1 to 64 printable characters, unique among active keys")
 		fs.StringVar(&opts.domainFlag, "domain", "localhost", "the XMPP domain the key acts on")
 		fs.BoolVar(&opts.readOnly, "read-only", false, "the key can list but not change anything")
+		fs.BoolVar(&opts.quiet, "quiet", false, "print the secret alone, for KEY=$(adhocd apikey create --name bot --quiet)")
+		fs.BoolVar(&opts.asJSON, "json", false, "print one JSON object: id, name, domain, read_only, created_at, secret, database")
 	}
+}
+
+// dbPath is the database of the data directory data, absolute when the
+// working directory is known, for messages: which database a command
+// opened is the first question when a key or an account seems to be missing.
+func dbPath(data string) string {
+	path := filepath.Join(data, "adhocd.db")
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }
 
 // openStore opens the database of the data directory for command cmd (for
@@ -163,7 +185,7 @@ func openStore(cmd, data string, create bool) (*store.DB, error) {
 		}
 	} else if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: no database at %s (--data %s); 'adhocd user add' or 'adhocd serve' creates it",
-			cmd, path, data)
+			cmd, dbPath(data), data)
 	}
 	db, err := store.Open(path)
 	if err != nil {
@@ -181,14 +203,17 @@ func checkServed(ctx context.Context, db *store.DB, opts apikeyOptions) error {
 		return fmt.Errorf("apikey create: %w", err)
 	case ok && served != opts.domain:
 		return fmt.Errorf("apikey create: the server on %s serves %s, not %s: a key for %s would be refused (--domain %s)",
-			opts.data, served, opts.domain, opts.domain, served)
+			dbPath(opts.data), served, opts.domain, opts.domain, served)
 	}
 	return nil
 }
 
 // apikeyDo runs the subcommand through the accounts service, which audits
 // every create and revoke as the command line's.
-func apikeyDo(ctx context.Context, accounts *sessman.Accounts, opts apikeyOptions, stdout io.Writer) error {
+// What it creates, and a key it does not find, it reports with the
+// database, so that a key made in another data directory than the
+// server's is seen at once.
+func apikeyDo(ctx context.Context, accounts *sessman.Accounts, opts apikeyOptions, stdout, stderr io.Writer) error {
 	var err error
 	switch opts.sub {
 	case "create":
@@ -198,14 +223,15 @@ func apikeyDo(ctx context.Context, accounts *sessman.Accounts, opts apikeyOption
 		)
 		secret, key, err = accounts.CreateAPIKey(ctx, sessman.CommandLine, opts.name, opts.domain, opts.readOnly)
 		if err == nil {
-			_, err = fmt.Fprintf(stdout, "API key %s (%s) for %s, read-only: %t: %s\n"+
-				"The secret is shown only this once: only its hash is stored.\n",
-				key.ID, key.Name, key.Domain, key.ReadOnly, secret)
+			err = printCreatedKey(stdout, opts, key, secret)
 		}
 	case "list":
-		err = listAPIKeys(ctx, accounts, stdout)
+		var n int
+		if n, err = listAPIKeys(ctx, accounts, stdout); err == nil && n == 0 {
+			fmt.Fprintf(stderr, "adhocd apikey list: no API keys (database %s)\n", dbPath(opts.data))
+		}
 	case "revoke":
-		err = accounts.RevokeAPIKey(ctx, sessman.CommandLine, "", opts.id)
+		err = revokeKey(ctx, accounts, opts, stdout)
 	}
 	if err != nil {
 		return fmt.Errorf("apikey %s: %w", opts.sub, err)
@@ -213,13 +239,72 @@ func apikeyDo(ctx context.Context, accounts *sessman.Accounts, opts apikeyOption
 	return nil
 }
 
-// listAPIKeys prints one tab-separated line per key: ID, name, domain,
-// read-only or read-write, active or "revoked <time>", "created <time>",
-// times in RFC 3339, UTC.
-func listAPIKeys(ctx context.Context, accounts *sessman.Accounts, stdout io.Writer) error {
+// createdKey is the output of `apikey create --json`.
+type createdKey struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Domain    string    `json:"domain"`
+	ReadOnly  bool      `json:"read_only"`
+	CreatedAt time.Time `json:"created_at"`
+	Secret    string    `json:"secret"`
+	Database  string    `json:"database"`
+}
+
+// printCreatedKey prints a new key: a sentence, the secret alone
+// (--quiet) or a JSON object (--json).
+func printCreatedKey(stdout io.Writer, opts apikeyOptions, key store.APIKey, secret string) error {
+	var err error
+	switch {
+	case opts.quiet:
+		_, err = fmt.Fprintln(stdout, secret)
+	case opts.asJSON:
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
+		err = enc.Encode(createdKey{ID: key.ID, Name: key.Name, Domain: key.Domain, ReadOnly: key.ReadOnly,
+			CreatedAt: key.CreatedAt.UTC(), Secret: secret, Database: dbPath(opts.data)})
+	default:
+		_, err = fmt.Fprintf(stdout, "API key %s (%s) for %s, read-only: %t: %s\n"+
+			"The secret is shown only this once: only its hash is stored (database %s).\n",
+			key.ID, key.Name, key.Domain, key.ReadOnly, secret, dbPath(opts.data))
+	}
+	return err
+}
+
+// revokeKey revokes the key opts.id and says so; a key revoked before is
+// revoked again (the audit records it) and the output says when it was.
+func revokeKey(ctx context.Context, accounts *sessman.Accounts, opts apikeyOptions, stdout io.Writer) error {
 	keys, err := accounts.APIKeys(ctx)
 	if err != nil {
 		return err
+	}
+	var before *store.APIKey
+	for i := range keys {
+		if keys[i].ID == opts.id {
+			before = &keys[i]
+		}
+	}
+	err = accounts.RevokeAPIKey(ctx, sessman.CommandLine, "", opts.id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("no API key %s (database %s); 'adhocd apikey list' shows the keys", opts.id, dbPath(opts.data))
+	case err != nil:
+		return err
+	case before != nil && !before.RevokedAt.IsZero():
+		_, err = fmt.Fprintf(stdout, "API key %s (%s) was already revoked, at %s\n",
+			before.ID, before.Name, before.RevokedAt.UTC().Format(time.RFC3339))
+	case before != nil:
+		_, err = fmt.Fprintf(stdout, "API key %s (%s) revoked\n", before.ID, before.Name)
+	}
+	return err
+}
+
+// listAPIKeys prints one tab-separated line per key: ID, name, domain,
+// read-only or read-write, active or "revoked <time>", "created <time>",
+// times in RFC 3339, UTC.
+func listAPIKeys(ctx context.Context, accounts *sessman.Accounts, stdout io.Writer) (int, error) {
+	keys, err := accounts.APIKeys(ctx)
+	if err != nil {
+		return 0, err
 	}
 	w := bufio.NewWriter(stdout)
 	for _, k := range keys {
@@ -233,5 +318,5 @@ func listAPIKeys(ctx context.Context, accounts *sessman.Accounts, stdout io.Writ
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\tcreated %s\n",
 			k.ID, k.Name, k.Domain, access, state, k.CreatedAt.UTC().Format(time.RFC3339))
 	}
-	return w.Flush()
+	return len(keys), w.Flush()
 }

@@ -35,7 +35,7 @@ func mustAPIKey(t *testing.T, args ...string) string {
 }
 
 var createdRE = regexp.MustCompile(`^API key ([a-z2-7]{12}) \((.*)\) for (\S+), read-only: (true|false): (adk_[a-z2-7]{12}_[A-Za-z0-9_-]{43})\n` +
-	`The secret is shown only this once: only its hash is stored\.\n$`)
+	`The secret is shown only this once: only its hash is stored \(database (.+)\)\.\n$`)
 
 // createKey runs `adhocd apikey create args...` and returns the ID and the
 // secret it printed.
@@ -54,6 +54,7 @@ func TestAPIKeyCreate(t *testing.T) {
 	require.NotNil(t, m, "output %q", out)
 	assert.Equal(t, []string{"deploy bot", "localhost", "true"}, m[2:5])
 	assert.True(t, strings.HasPrefix(m[5], "adk_"+m[1]+"_"), "the secret carries the ID")
+	assert.Equal(t, filepath.Join(dir, "adhocd.db"), m[6], "the database it wrote to, absolute")
 
 	fi, err := os.Stat(dir)
 	require.NoError(t, err)
@@ -125,11 +126,21 @@ func TestAPIKeyListAndRevoke(t *testing.T) {
 	_, err = db.APIKeyBySecret(t.Context(), ciSecret)
 	require.NoError(t, err)
 
-	assert.Empty(t, mustAPIKey(t, "revoke", ciID, "--data", dir))
+	assert.Equal(t, "API key "+ciID+" (ci) revoked\n", mustAPIKey(t, "revoke", ciID, "--data", dir))
 	key, err := db.APIKeyBySecret(t.Context(), ciSecret)
 	assert.ErrorIs(t, err, session.ErrKeyRevoked, "revoked at once")
 	assert.Equal(t, ciID, key.ID)
-	mustAPIKey(t, "revoke", ciID, "--data", dir) // twice is fine
+	keys, err := db.APIKeys(t.Context())
+	require.NoError(t, err)
+	var revokedAt time.Time
+	for _, k := range keys {
+		if k.ID == ciID {
+			revokedAt = k.RevokedAt
+		}
+	}
+	require.False(t, revokedAt.IsZero())
+	assert.Equal(t, "API key "+ciID+" (ci) was already revoked, at "+revokedAt.UTC().Format(time.RFC3339)+"\n",
+		mustAPIKey(t, "revoke", ciID, "--data", dir), "twice is fine, and says so")
 
 	out := mustAPIKey(t, "list", "--data", dir)
 	assert.Contains(t, out, ciID+"\tci\tlocalhost\tread-only\trevoked ")
@@ -178,7 +189,7 @@ func TestAPIKeyErrors(t *testing.T) {
 		{name: "unknown command", whenArgs: []string{"delete", "x"},
 			expectError: `apikey: unknown command "delete" (create, list, revoke)`},
 		{name: "missing name", whenArgs: []string{"create", "--read-only"},
-			expectError: "apikey create: missing --name (adhocd apikey create --name N [--domain D] [--read-only] [flags])"},
+			expectError: "apikey create: missing --name (adhocd apikey create --name N [--domain D] [--read-only] [--quiet | --json] [flags])"},
 		{name: "positional name", whenArgs: []string{"create", "ci"},
 			expectError: `apikey create: unexpected argument "ci" (the name goes in --name)`},
 		{name: "duplicate name", whenArgs: []string{"create", "--name", "taken"},
@@ -188,9 +199,9 @@ func TestAPIKeyErrors(t *testing.T) {
 		{name: "long name", whenArgs: []string{"create", "--name", strings.Repeat("n", 65)},
 			expectError: "apikey create: store: invalid input: API key name is longer than 64 characters"},
 		{name: "bad domain", whenArgs: []string{"create", "--name", "n", "--domain", "a@b"},
-			expectError: `apikey create: --domain: "a@b" is not a domain name`},
+			expectError: `apikey create: --domain: "a@b" is not a domain name; write example.org`},
 		{name: "domain flag on list", whenArgs: []string{"list", "--domain", "localhost"},
-			expectError: "apikey list: flag provided but not defined: -domain"},
+			expectError: "apikey list: unknown flag --domain; run 'adhocd apikey list --help' for the flags"},
 		{name: "list argument", whenArgs: []string{"list", "x"},
 			expectError: `apikey list: unexpected argument "x"`},
 		{name: "revoke without ID", whenArgs: []string{"revoke"},
@@ -198,9 +209,13 @@ func TestAPIKeyErrors(t *testing.T) {
 		{name: "revoke two IDs", whenArgs: []string{"revoke", "a", "b"},
 			expectError: `apikey revoke: unexpected argument "b" after the ID`},
 		{name: "revoke unknown ID", whenArgs: []string{"revoke", "nosuchkey234"},
-			expectError: "apikey revoke: store: no such API key: nosuchkey234"},
-		{name: "bad env", givenEnv: map[string]string{"ADHOCD_READ_ONLY": "maybe"}, whenArgs: []string{"create", "--name", "n"},
-			expectError: `apikey create: ADHOCD_READ_ONLY="maybe": `, expectPart: true},
+			expectError: "apikey revoke: no API key nosuchkey234 (database DIR/adhocd.db); 'adhocd apikey list' shows the keys"},
+		{name: "bad boolean", whenArgs: []string{"create", "--name", "n", "--read-only=maybe"},
+			expectError: `apikey create: --read-only: "maybe" is not a boolean; write true or false`},
+		{name: "quiet and json", whenArgs: []string{"create", "--name", "n", "--quiet", "--json"},
+			expectError: `apikey create: --quiet and --json exclude each other: --quiet prints the secret alone, --json one JSON object`},
+		{name: "misspelt flag", whenArgs: []string{"create", "--name", "n", "--read-onyl"},
+			expectError: `apikey create: unknown flag --read-onyl (did you mean --read-only?); run 'adhocd apikey create --help' for the flags`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -220,7 +235,7 @@ func TestAPIKeyErrors(t *testing.T) {
 			if tc.expectPart {
 				assert.Contains(t, err.Error(), tc.expectError)
 			} else {
-				assert.Equal(t, tc.expectError, err.Error())
+				assert.Equal(t, strings.ReplaceAll(tc.expectError, "DIR", dir), err.Error())
 			}
 			assert.NotContains(t, err.Error(), "\n", "one line")
 			assert.Equal(t, before, mustAPIKey(t, "list", "--data", dir), "no key created or revoked")
@@ -265,7 +280,7 @@ func TestAPIKeyCreateRefusesADomainNotServed(t *testing.T) {
 
 	_, _, err = apikeyRun(t, "create", "--data", dir, "--name", "bot", "--domain", "example.org")
 	require.Error(t, err)
-	assert.Equal(t, "apikey create: the server on "+dir+" serves localhost, not example.org: a key for example.org would be refused (--domain localhost)", err.Error())
+	assert.Equal(t, "apikey create: the server on "+filepath.Join(dir, "adhocd.db")+" serves localhost, not example.org: a key for example.org would be refused (--domain localhost)", err.Error())
 	assert.NotContains(t, mustAPIKey(t, "list", "--data", dir), "bot")
 	_, secret := createKey(t, "--data", dir, "--name", "bot", "--domain", "localhost")
 	assert.NotEmpty(t, secret)

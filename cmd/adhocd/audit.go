@@ -46,6 +46,9 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := printAudit(stdout, page.Items, opts.asJSON); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
+	if page.Count == 0 {
+		fmt.Fprintf(stderr, "adhocd audit: no entries (database %s)\n", dbPath(opts.data))
+	}
 	if shown := opts.query.Offset + len(page.Items); shown < page.Count {
 		fmt.Fprintf(stderr, "adhocd audit: %d more entries; --offset %d for the next page\n", page.Count-shown, shown)
 	}
@@ -66,10 +69,10 @@ func parseAudit(args []string, stderr io.Writer) (auditOptions, error) {
 		return opts, fmt.Errorf("audit: unexpected argument %q (%s)", positional[0], auditSynopsis)
 	}
 	if err := checkAuditLimit(opts.query.Limit); err != nil {
-		return opts, fmt.Errorf("audit: --limit %w", err)
+		return opts, fmt.Errorf("audit: --limit: %w", err)
 	}
 	if err := checkAuditOffset(opts.query.Offset); err != nil {
-		return opts, fmt.Errorf("audit: --offset %w", err)
+		return opts, fmt.Errorf("audit: --offset: %w", err)
 	}
 	return opts, nil
 }
@@ -87,8 +90,11 @@ func defineAuditFlags(fs *flag.FlagSet, opts *auditOptions) {
 
 // checkAuditLimit checks --limit.
 func checkAuditLimit(n int) error {
-	if n < 1 || n > session.MaxAuditLimit {
-		return fmt.Errorf("%d: want 1 to %d", n, session.MaxAuditLimit)
+	switch {
+	case n < 1:
+		return fmt.Errorf("%d is less than the minimum of 1", n)
+	case n > session.MaxAuditLimit:
+		return fmt.Errorf("%d is more than the maximum of %d", n, session.MaxAuditLimit)
 	}
 	return nil
 }
@@ -96,7 +102,7 @@ func checkAuditLimit(n int) error {
 // checkAuditOffset checks --offset.
 func checkAuditOffset(n int) error {
 	if n < 0 {
-		return fmt.Errorf("%d: want 0 or more", n)
+		return fmt.Errorf("%d is less than the minimum of 0", n)
 	}
 	return nil
 }

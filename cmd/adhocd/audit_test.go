@@ -86,7 +86,8 @@ func TestAuditListsCLIActions(t *testing.T) {
 			expectActions: [][]string{{"apikey-revoke", ciID}, {"apikey-create", ciID}}},
 		{name: "actor and target", whenArgs: []string{"--actor", "admin@localhost", "--target", "s1"},
 			expectActions: [][]string{{"end-sessions", "bob@localhost,s1"}}},
-		{name: "target is exact", whenArgs: []string{"--target", "bob"}},
+		{name: "target is exact", whenArgs: []string{"--target", "bob"},
+			expectStderr: "adhocd audit: no entries (database " + filepath.Join(dir, "adhocd.db") + ")\n"},
 		{name: "limit", whenArgs: []string{"--limit", "1"},
 			expectActions: [][]string{{"end-sessions", "bob@localhost,s1"}},
 			expectStderr:  "adhocd audit: 3 more entries; --offset 1 for the next page\n"},
@@ -104,7 +105,7 @@ func TestAuditListsCLIActions(t *testing.T) {
 	}
 
 	t.Setenv("ADHOCD_ACTOR", "admin@localhost")
-	assert.Len(t, auditColumns(t, mustAudit(t, "--data", dir), 0), 1, "ADHOCD_ACTOR")
+	assert.Len(t, auditColumns(t, mustAudit(t, "--data", dir), 0), 4, "ADHOCD_ACTOR is not --actor")
 }
 
 func TestAuditJSON(t *testing.T) {
@@ -153,23 +154,30 @@ func TestAuditErrors(t *testing.T) {
 		whenArgs    []string // --data is added
 		expectError string
 	}{
-		{name: "zero limit", whenArgs: []string{"--limit", "0"}, expectError: "audit: --limit 0: want 1 to 500"},
-		{name: "big limit", whenArgs: []string{"--limit", "501"}, expectError: "audit: --limit 501: want 1 to 500"},
-		{name: "negative offset", whenArgs: []string{"--offset", "-1"}, expectError: "audit: --offset -1: want 0 or more"},
+		{name: "zero limit", whenArgs: []string{"--limit", "0"}, expectError: "audit: --limit: 0 is less than the minimum of 1"},
+		{name: "big limit", whenArgs: []string{"--limit", "501"}, expectError: "audit: --limit: 501 is more than the maximum of 500"},
+		{name: "negative offset", whenArgs: []string{"--offset", "-1"}, expectError: "audit: --offset: -1 is less than the minimum of 0"},
 		{name: "not a number", whenArgs: []string{"--limit", "ten"},
-			expectError: `audit: invalid value "ten" for flag -limit: parse error`},
+			expectError: `audit: --limit: "ten" is not a whole number; write a number such as 50`},
+		{name: "out of range", whenArgs: []string{"--offset", "99999999999999999999"},
+			expectError: `audit: --offset: "99999999999999999999" is out of range; write a number such as 0`},
 		{name: "argument", whenArgs: []string{"list"},
 			expectError: `audit: unexpected argument "list" (` + auditSynopsis + `)`},
 		{name: "unknown flag", whenArgs: []string{"--user", "x"},
-			expectError: "audit: flag provided but not defined: -user"},
+			expectError: "audit: unknown flag --user; run 'adhocd audit --help' for the flags"},
+		{name: "misspelt flag", whenArgs: []string{"--limt", "5"},
+			expectError: "audit: unknown flag --limt (did you mean --limit?); run 'adhocd audit --help' for the flags"},
+		{name: "json with a value", whenArgs: []string{"--json=yes"},
+			expectError: `audit: --json: "yes" is not a boolean; write true or false`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			openData(t, dir)
-			_, _, err := auditRun(t, append(tc.whenArgs, "--data", dir)...)
+			_, stderr, err := auditRun(t, append(tc.whenArgs, "--data", dir)...)
 			require.Error(t, err)
 			assert.Equal(t, tc.expectError, err.Error())
+			assert.Empty(t, stderr, "no usage text")
 		})
 	}
 }
@@ -179,7 +187,7 @@ func TestAuditNoDatabase(t *testing.T) {
 	_, _, err := auditRun(t, "--data", dir)
 	require.Error(t, err)
 	assert.Equal(t, fmt.Sprintf("audit: no database at %s (--data %s); 'adhocd user add' or 'adhocd serve' creates it",
-		filepath.Join(dir, "adhocd.db"), dir), err.Error())
+		dbPath(dir), dir), err.Error())
 	assert.NoDirExists(t, dir)
 }
 
@@ -187,5 +195,7 @@ func TestAuditHelp(t *testing.T) {
 	_, stderr, err := auditRun(t, "--help")
 	assert.ErrorIs(t, err, flag.ErrHelp)
 	assert.Contains(t, stderr, "Usage: "+auditSynopsis)
-	assert.Contains(t, stderr, "(env ADHOCD_TARGET")
+	assert.Contains(t, stderr, "  --data\n    \tdata directory; the database is DIR/adhocd.db (env ADHOCD_DATA, default \"./data\")\n")
+	assert.Contains(t, stderr, "  --target\n    \tonly the entries with this target (a JID, session id or key id)\n",
+		"a flag of audit alone has no variable")
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -52,4 +54,38 @@ func TestE2ECommandLineChangesReachTheRunningServer(t *testing.T) {
 	for _, want := range []string{"\tuser-password\thana@localhost\tok\t", "\tuser-disable\tivan@localhost\tok\t"} {
 		assert.Contains(t, audit, want)
 	}
+}
+
+// TestE2EScriptedAPIKey runs `KEY=$(adhocd apikey create --name bot --quiet)`
+// as a script would, beside a running server on the same data directory:
+// stdout is the secret alone and the server takes it; --json is one object
+// naming the database.
+// A bad flag is one line on stderr, without the usage text.
+func TestE2EScriptedAPIKey(t *testing.T) {
+	dir := t.TempDir()
+	d := startDaemonWith(t, dir)
+
+	key := strings.TrimSuffix(sessCLI(t, "apikey", "create", "--data", dir, "--name", "bot", "--quiet"), "\n")
+	assert.Regexp(t, `^adk_[a-z2-7]{12}_[A-Za-z0-9_-]{43}$`, key)
+	assert.Equal(t, http.StatusOK, d.sessCall(t, sessBearer(key), http.MethodGet, "/rest/sessions", "").status)
+
+	var created map[string]any
+	require.NoError(t, json.Unmarshal([]byte(sessCLI(t, "apikey", "create", "--data", dir, "--name", "dash", "--read-only", "--json")), &created))
+	assert.Equal(t, "dash", created["name"])
+	assert.Equal(t, true, created["read_only"])
+	assert.Equal(t, filepath.Join(dir, "adhocd.db"), created["database"])
+	assert.Equal(t, http.StatusOK, d.sessCall(t, sessBearer(created["secret"].(string)), http.MethodGet, "/rest/sessions", "").status)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	bad := exec.CommandContext(ctx, adhocdBinary(t), "serve", "--data", dir, "--idle-timeout", "5")
+	bad.Env = childEnv("ADHOCD_NAME=stray")
+	var stdout, stderr strings.Builder
+	bad.Stdout, bad.Stderr = &stdout, &stderr
+	err := bad.Run()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.Equal(t, "adhocd: --idle-timeout: \"5\" is not a duration; write 5m or 30s\n", stderr.String())
+	assert.Empty(t, stdout.String())
 }

@@ -25,7 +25,8 @@ import (
 // every error can name the line, and so that the flag set stays the one
 // definition of the settings.
 // One file serves every command: a command ignores the keys of serve that
-// are not its own, and refuses any other.
+// are not its own, and refuses any other, and the flags that only the
+// command line gives (see isSetting).
 
 // commandFlags returns the flag definitions of every command that reads a
 // config file, by name.
@@ -158,26 +159,26 @@ func applyConfigFile(fs *flag.FlagSet, cmd string, onCommandLine map[string]bool
 	var own []checked
 	for _, s := range c.settings {
 		f := scratch.Lookup(s.key)
-		if f == nil {
-			if serveKeys.Lookup(s.key) != nil {
+		if f == nil || !isSetting(s.key) {
+			if f == nil && serveKeys.Lookup(s.key) != nil {
 				continue // serve's: one file serves every command
 			}
-			return c.keyError(s, cmd, defs, scratch, serveKeys)
+			return c.keyError(s, cmd, defs, serveKeys)
 		}
 		k := kindOf(f.Value)
+		if k == kindInt && s.value.ShortTag() == "!!float" && wholeNumber.MatchString(s.value.Value) {
+			return c.errorf(s.value.Line, "%s: %s", s.key, badValue(f, s.value.Value)) // YAML made it a float
+		}
+		if k == kindDuration && s.value.Kind == yaml.ScalarNode && s.value.ShortTag() != "!!str" && s.value.ShortTag() != "!!null" {
+			return c.errorf(s.value.Line, "%s: %s", s.key, badValue(f, s.value.Value)) // 30 for 30s
+		}
 		items, lines, err := k.items(s.value)
 		if err != nil {
 			return c.errorf(err.line, "%s: %s", s.key, err.msg)
 		}
 		value := strings.Join(items, ",")
 		if err := f.Value.Set(value); err != nil {
-			switch {
-			case k == kindDuration:
-				return c.errorf(s.value.Line, "%s: %q is not a duration like \"10s\" or \"1m30s\"", s.key, value)
-			case strings.HasSuffix(err.Error(), "out of range"): // the flag package's errRange
-				return c.errorf(s.value.Line, "%s: %s is out of range", s.key, value)
-			}
-			return c.errorf(s.value.Line, "%s: invalid value %q: %v", s.key, value, err)
+			return c.errorf(s.value.Line, "%s: %s", s.key, badValue(f, value))
 		}
 		own = append(own, checked{setting: s, text: value, items: items, lines: lines})
 	}
@@ -200,8 +201,9 @@ func applyConfigFile(fs *flag.FlagSet, cmd string, onCommandLine map[string]bool
 	return nil
 }
 
-// keyError is the error for a key that is neither cmd's nor serve's.
-func (c *configFile) keyError(s setting, cmd string, defs map[string]func(*flag.FlagSet), own, serve *flag.FlagSet) error {
+// keyError is the error for a key that is not a setting (see isSetting)
+// of cmd or of serve: a flag that only the command line gives, or no flag.
+func (c *configFile) keyError(s setting, cmd string, defs map[string]func(*flag.FlagSet), serve *flag.FlagSet) error {
 	if s.key == "config" {
 		return c.errorf(s.line, "key \"config\": a config file cannot name another")
 	}
@@ -215,9 +217,10 @@ func (c *configFile) keyError(s setting, cmd string, defs map[string]func(*flag.
 	}
 	if len(owners) > 0 {
 		slices.Sort(owners)
-		return c.errorf(s.line, "key %q is not a key of adhocd %s (only of %s)", s.key, cmd, strings.Join(owners, ", "))
+		return c.errorf(s.line, "key %q is not a setting but a flag of %s, given on the command line only (--%s)",
+			s.key, strings.Join(owners, ", "), s.key)
 	}
-	if guess := closestKey(s.key, own, serve); guess != "" {
+	if guess := closestKey(s.key, serve); guess != "" {
 		return c.errorf(s.line, "unknown key %q (did you mean %q?)", s.key, guess)
 	}
 	return c.errorf(s.line, "unknown key %q", s.key)
@@ -351,9 +354,6 @@ func (k kind) items(n *yaml.Node) ([]string, []int, *shapeError) {
 		}
 		return items, lines, nil
 	}
-	if k == kindInt && n.ShortTag() == "!!float" && wholeNumber.MatchString(n.Value) {
-		return nil, nil, &shapeError{n.Line, n.Value + " is out of range"} // YAML made it a float
-	}
 	if !k.accepts(n) {
 		return nil, nil, &shapeError{n.Line, "want " + k.want() + ", got " + describe(n)}
 	}
@@ -411,10 +411,6 @@ func checkSetting(scratch *flag.FlagSet, key, item string) error {
 		_, err = parseLevel(item)
 	case "allowed-origins":
 		_, err = parseAllowedOrigin(item)
-	case "limit":
-		err = checkAuditLimit(scratch.Lookup(key).Value.(flag.Getter).Get().(int))
-	case "offset":
-		err = checkAuditOffset(scratch.Lookup(key).Value.(flag.Getter).Get().(int))
 	}
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adhocd/adhocd/sessman/session"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"mellium.im/xmpp/jid"
@@ -24,17 +25,21 @@ func writeConfig(t *testing.T, text string) string {
 // parseCommand parses the flags of a command without running it: cmd is
 // "serve", "audit", "user add", "apikey create", ...
 func parseCommand(cmd string, args []string) error {
-	var stderr bytes.Buffer
+	return parseCommandTo(cmd, args, &bytes.Buffer{})
+}
+
+// parseCommandTo is parseCommand with the command's stderr.
+func parseCommandTo(cmd string, args []string, stderr *bytes.Buffer) error {
 	var err error
 	switch name, sub, _ := strings.Cut(cmd, " "); name {
 	case "serve":
-		_, err = parseServe(args, &stderr)
+		_, err = parseServe(args, stderr)
 	case "audit":
-		_, err = parseAudit(args, &stderr)
+		_, err = parseAudit(args, stderr)
 	case "user":
-		_, err = parseUser(sub, args, &stderr)
+		_, err = parseUser(sub, args, stderr)
 	case "apikey":
-		_, err = parseAPIKey(sub, args, &stderr)
+		_, err = parseAPIKey(sub, args, stderr)
 	default:
 		panic("no command " + cmd)
 	}
@@ -130,32 +135,60 @@ max-stanza: 1000
 
 func TestConfigPrecedenceOfflineCommands(t *testing.T) {
 	t.Run("apikey create", func(t *testing.T) {
-		file := writeConfig(t, "data: /srv/adhocd\ndomain: Example.ORG\nread-only: true\nhttp: serve's\n")
+		file := writeConfig(t, "data: /srv/adhocd\ndomain: Example.ORG\nhttp: serve's\n")
 		opts, err := parseAPIKey("create", []string{"--name", "n", "--config", file}, &bytes.Buffer{})
 		require.NoError(t, err)
 		assert.Equal(t, apikeyOptions{sub: "create", data: "/srv/adhocd", name: "n", domain: "example.org",
-			domainFlag: "Example.ORG", readOnly: true}, opts)
+			domainFlag: "Example.ORG"}, opts)
 
-		t.Setenv("ADHOCD_READ_ONLY", "false")
+		t.Setenv("ADHOCD_DATA", "/var/lib/adhocd")
+		t.Setenv("ADHOCD_DOMAIN", "example.com")
 		opts, err = parseAPIKey("create", []string{"--name", "n", "--config", file, "--domain", "example.net"}, &bytes.Buffer{})
 		require.NoError(t, err)
-		assert.False(t, opts.readOnly, "env over file")
-		assert.Equal(t, "example.net", opts.domain, "flag over file")
+		assert.Equal(t, "/var/lib/adhocd", opts.data, "env over file")
+		assert.Equal(t, "example.net", opts.domain, "flag over env")
 	})
 	t.Run("audit", func(t *testing.T) {
-		file := writeConfig(t, "data: /srv/adhocd\ndomain: example.org\nlimit: 7\njson: true\n")
-		opts, err := parseAudit([]string{"--config", file}, &bytes.Buffer{})
+		file := writeConfig(t, "data: /srv/adhocd\ndomain: example.org\n")
+		opts, err := parseAudit([]string{"--config", file, "--limit", "7", "--json"}, &bytes.Buffer{})
 		require.NoError(t, err)
 		assert.Equal(t, "/srv/adhocd", opts.data)
 		assert.Equal(t, 7, opts.query.Limit)
 		assert.True(t, opts.asJSON)
-
-		t.Setenv("ADHOCD_LIMIT", "8")
-		opts, err = parseAudit([]string{"--config", file, "--json=false"}, &bytes.Buffer{})
-		require.NoError(t, err)
-		assert.Equal(t, 8, opts.query.Limit, "env over file")
-		assert.False(t, opts.asJSON, "flag over file")
 	})
+}
+
+// TestConfigSubcommandFlagsReadNoVariable checks that only settings read
+// the environment: a shell's ADHOCD_NAME, ADHOCD_JSON or ADHOCD_LIMIT,
+// set for something else, changes no subcommand.
+func TestConfigSubcommandFlagsReadNoVariable(t *testing.T) {
+	for k, v := range map[string]string{"ADHOCD_NAME": "stray", "ADHOCD_READ_ONLY": "maybe", "ADHOCD_QUIET": "true",
+		"ADHOCD_JSON": "true", "ADHOCD_LIMIT": "0", "ADHOCD_OFFSET": "x", "ADHOCD_ACTOR": "cli", "ADHOCD_TARGET": "t",
+		"ADHOCD_ADMIN": "true"} {
+		t.Setenv(k, v)
+	}
+	key, err := parseAPIKey("create", []string{"--name", "n"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, apikeyOptions{sub: "create", data: "./data", name: "n", domain: "localhost", domainFlag: "localhost"}, key)
+
+	_, err = parseAPIKey("create", nil, &bytes.Buffer{})
+	require.Error(t, err)
+	assert.Equal(t, "apikey create: missing --name (adhocd apikey create --name N [--domain D] [--read-only] [--quiet | --json] [flags])",
+		err.Error(), "ADHOCD_NAME is not --name")
+
+	audit, err := parseAudit(nil, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, auditOptions{data: "./data", query: session.AuditQuery{Limit: session.DefaultAuditLimit}}, audit)
+
+	user, err := parseUser("add", []string{"bob@localhost"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.False(t, user.admin)
+
+	// The settings still do.
+	t.Setenv("ADHOCD_DATA", "/srv/adhocd")
+	audit, err = parseAudit(nil, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, "/srv/adhocd", audit.data)
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -177,12 +210,16 @@ func TestConfigErrors(t *testing.T) {
 		{name: "unknown key in an offline command", whenCmd: "user add", whenArgs: []string{"bob@localhost"},
 			givenFile: "Data: /tmp\n", expectError: `user add: adhocd.yaml:1: unknown key "Data" (did you mean "data"?)`},
 		{name: "key of audit read by serve", whenCmd: "serve", givenFile: "limit: 5\n",
-			expectError: `adhocd.yaml:1: key "limit" is not a key of adhocd serve (only of adhocd audit)`},
+			expectError: `adhocd.yaml:1: key "limit" is not a setting but a flag of adhocd audit, given on the command line only (--limit)`},
+		{name: "key of audit read by audit", whenCmd: "audit", givenFile: "json: true\n",
+			expectError: `audit: adhocd.yaml:1: key "json" is not a setting but a flag of adhocd apikey create, adhocd audit, given on the command line only (--json)`},
+		{name: "key of apikey read by apikey", whenCmd: "apikey create", whenArgs: []string{"--name", "n"}, givenFile: "read-only: true\n",
+			expectError: `apikey create: adhocd.yaml:1: key "read-only" is not a setting but a flag of adhocd apikey create, given on the command line only (--read-only)`},
 		{name: "key of apikey read by user", whenCmd: "user add", whenArgs: []string{"bob@localhost"}, givenFile: "name: ci\n",
-			expectError: `user add: adhocd.yaml:1: key "name" is not a key of adhocd user add (only of adhocd apikey create)`},
+			expectError: `user add: adhocd.yaml:1: key "name" is not a setting but a flag of adhocd apikey create, given on the command line only (--name)`},
 		{name: "key of user add read by user del", whenCmd: "user del", whenArgs: []string{"bob@localhost"},
 			givenFile:   "admin: true\n",
-			expectError: `user del: adhocd.yaml:1: key "admin" is not a key of adhocd user del (only of adhocd user add)`},
+			expectError: `user del: adhocd.yaml:1: key "admin" is not a setting but a flag of adhocd user add, given on the command line only (--admin)`},
 		{name: "config in the file", whenCmd: "serve", givenFile: "config: other.yaml\n",
 			expectError: `adhocd.yaml:1: key "config": a config file cannot name another`},
 		{name: "repeated key", whenCmd: "serve", givenFile: "domain: a.example\nhttp: \":80\"\ndomain: b.example\n",
@@ -213,53 +250,46 @@ func TestConfigErrors(t *testing.T) {
 			expectError: `adhocd.yaml:1: admins: want a string or a list of strings, got a mapping`},
 		{name: "string for an integer", whenCmd: "serve", givenFile: "max-stanza: big\n",
 			expectError: `adhocd.yaml:1: max-stanza: want an integer, got the string "big"`},
-		{name: "quoted integer", whenCmd: "audit", givenFile: "limit: \"5\"\n",
-			expectError: `audit: adhocd.yaml:1: limit: want an integer, got the string "5"`},
+		{name: "quoted integer", whenCmd: "serve", givenFile: "rate-burst: \"5\"\n",
+			expectError: `adhocd.yaml:1: rate-burst: want an integer, got the string "5"`},
 		{name: "float for an integer", whenCmd: "serve", givenFile: "rate-burst: 2.5\n",
 			expectError: `adhocd.yaml:1: rate-burst: want an integer, got the number 2.5`},
 		{name: "string for a number", whenCmd: "serve", givenFile: "rate: fast\n",
 			expectError: `adhocd.yaml:1: rate: want a number, got the string "fast"`},
-		{name: "string for a boolean", whenCmd: "apikey create", whenArgs: []string{"--name", "n"},
-			givenFile:   "read-only: maybe\n",
-			expectError: `apikey create: adhocd.yaml:1: read-only: want true or false, got the string "maybe"`},
-		{name: "yes is not a boolean", whenCmd: "user add", whenArgs: []string{"bob@localhost"}, givenFile: "admin: yes\n",
-			expectError: `user add: adhocd.yaml:1: admin: want true or false, got the string "yes"`},
 		{name: "integer for a duration", whenCmd: "serve", givenFile: "shutdown-timeout: 5\n",
-			expectError: `adhocd.yaml:1: shutdown-timeout: want a duration like "10s", got the integer 5`},
+			expectError: `adhocd.yaml:1: shutdown-timeout: "5" is not a duration; write 5m or 30s`},
 
 		// Bad values.
 		{name: "bad duration", whenCmd: "serve", givenFile: "idle-timeout: 5 minutes\n",
-			expectError: `adhocd.yaml:1: idle-timeout: "5 minutes" is not a duration like "10s" or "1m30s"`},
+			expectError: `adhocd.yaml:1: idle-timeout: "5 minutes" is not a duration; write 5m or 30s`},
 		{name: "integer out of range", whenCmd: "serve", givenFile: "rate-burst: 9999999999999999999\n",
-			expectError: `adhocd.yaml:1: rate-burst: 9999999999999999999 is out of range`},
+			expectError: `adhocd.yaml:1: rate-burst: "9999999999999999999" is out of range; write a number such as 20`},
 		{name: "integer out of YAML's range", whenCmd: "serve", givenFile: "max-stanza: 99999999999999999999\n",
-			expectError: `adhocd.yaml:1: max-stanza: 99999999999999999999 is out of range`},
+			expectError: `adhocd.yaml:1: max-stanza: "99999999999999999999" is out of range; write a number such as 262144`},
 		{name: "bad domain", whenCmd: "serve", givenFile: "domain: admin@example.org\n",
-			expectError: `adhocd.yaml:1: domain: "admin@example.org" is not a domain name`},
+			expectError: `adhocd.yaml:1: domain: "admin@example.org" is not a domain name; write example.org`},
 		{name: "bad domain of user", whenCmd: "user list", givenFile: "domain: a/b\n",
-			expectError: `user list: adhocd.yaml:1: domain: "a/b" is not a domain name`},
+			expectError: `user list: adhocd.yaml:1: domain: "a/b" is not a domain name; write example.org`},
 		{name: "bad log level", whenCmd: "serve", givenFile: "log-level: loud\n",
-			expectError: `adhocd.yaml:1: log-level: "loud": want debug, info, warn or error`},
+			expectError: `adhocd.yaml:1: log-level: "loud" is not a level; write debug, info, warn or error`},
 		{name: "bad admin in a list", whenCmd: "serve", givenFile: "domain: example.org\nadmins:\n  - a@example.org\n  - bob\n",
 			expectError: `adhocd.yaml:4: admins: "bob" is not a bare JID like admin@example.org`},
 		{name: "bad admin in a string", whenCmd: "serve", givenFile: "admins: a@example.org, b@example.org/phone\n",
 			expectError: `adhocd.yaml:1: admins: "b@example.org/phone" is not a bare JID like admin@localhost`},
 		{name: "bad pusher app", whenCmd: "serve", givenFile: "pusher-app: [\"a:k:s\", \"b:k\"]\n",
 			expectError: `adhocd.yaml:1: pusher-app: "b:k:…" is not id:key:secret:domain`},
-		{name: "bad limit", whenCmd: "audit", givenFile: "limit: 0\n",
-			expectError: `audit: adhocd.yaml:1: limit: 0: want 1 to 500`},
-		{name: "bad offset", whenCmd: "audit", givenFile: "offset: -1\n",
-			expectError: `audit: adhocd.yaml:1: offset: -1: want 0 or more`},
+		{name: "bad number", whenCmd: "serve", givenFile: "rate: 1.5e\n",
+			expectError: `adhocd.yaml:1: rate: want a number, got the string "1.5e"`},
 
 		// A bad value is an error even where a flag or a variable overrides it.
 		{name: "bad value under a flag", whenCmd: "serve", givenFile: "domain: a@b\n", whenArgs: []string{"--domain", "example.org"},
-			expectError: `adhocd.yaml:1: domain: "a@b" is not a domain name`},
+			expectError: `adhocd.yaml:1: domain: "a@b" is not a domain name; write example.org`},
 		{name: "bad value under a variable", whenCmd: "serve", givenFile: "log-level: loud\n",
 			givenEnv:    map[string]string{"ADHOCD_LOG_LEVEL": "debug"},
-			expectError: `adhocd.yaml:1: log-level: "loud": want debug, info, warn or error`},
-		{name: "wrong type under a flag", whenCmd: "apikey create", givenFile: "read-only: 1\n",
-			whenArgs:    []string{"--name", "n", "--read-only"},
-			expectError: `apikey create: adhocd.yaml:1: read-only: want true or false, got the integer 1`},
+			expectError: `adhocd.yaml:1: log-level: "loud" is not a level; write debug, info, warn or error`},
+		{name: "wrong type under a flag", whenCmd: "serve", givenFile: "rate: true\n",
+			whenArgs:    []string{"--rate", "5"},
+			expectError: `adhocd.yaml:1: rate: want a number, got the boolean true`},
 
 		// The file itself, and the messages of flags and variables, unchanged.
 		{name: "missing file", whenCmd: "serve", givenFile: "-", whenArgs: []string{"--config", "missing.yaml"},
@@ -267,13 +297,13 @@ func TestConfigErrors(t *testing.T) {
 		{name: "missing file from the environment", whenCmd: "audit", givenFile: "-",
 			givenEnv:    map[string]string{"ADHOCD_CONFIG": "missing.yaml"},
 			expectError: `audit: ADHOCD_CONFIG: open missing.yaml: no such file or directory`},
-		{name: "bad variable", whenCmd: "apikey create", givenFile: "read-only: true\n", whenArgs: []string{"--name", "n"},
-			givenEnv:    map[string]string{"ADHOCD_READ_ONLY": "maybe"},
-			expectError: `apikey create: ADHOCD_READ_ONLY="maybe": parse error`},
+		{name: "bad variable", whenCmd: "serve", givenFile: "idle-timeout: 1m\n",
+			givenEnv:    map[string]string{"ADHOCD_IDLE_TIMEOUT": "5"},
+			expectError: `ADHOCD_IDLE_TIMEOUT: "5" is not a duration; write 5m or 30s`},
 		{name: "bad domain flag", whenCmd: "serve", givenFile: "domain: example.org\n", whenArgs: []string{"--domain", "a@b"},
-			expectError: `serve: --domain "a@b" is not a domain name`},
-		{name: "bad flag", whenCmd: "audit", givenFile: "limit: 5\n", whenArgs: []string{"--limit", "0"},
-			expectError: `audit: --limit 0: want 1 to 500`},
+			expectError: `serve: --domain: "a@b" is not a domain name; write example.org`},
+		{name: "bad flag", whenCmd: "audit", givenFile: "data: /srv/adhocd\n", whenArgs: []string{"--limit", "0"},
+			expectError: `audit: --limit: 0 is less than the minimum of 1`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -300,8 +330,10 @@ func TestConfigIgnoresServeKeysElsewhere(t *testing.T) {
 	file := writeConfig(t, "data: "+dir+"\ndomain: example.org\nhttp: \"127.0.0.1:0\"\nlog-level: loud\n"+
 		"admins: [root@example.org]\npusher-app: [a:k:s]\n")
 
-	assert.Empty(t, mustUser(t, "pw\n", "add", "--config", file, "bob@example.org"))
-	assert.Empty(t, mustUser(t, "pw\n", "add", "carol@example.org", "--config", file, "--admin"), "flags after the JID")
+	assert.Equal(t, "Account bob@example.org created, admin: false (database "+filepath.Join(dir, "adhocd.db")+")\n",
+		mustUser(t, "pw\n", "add", "--config", file, "bob@example.org"))
+	assert.Equal(t, "Account carol@example.org created, admin: true (database "+filepath.Join(dir, "adhocd.db")+")\n",
+		mustUser(t, "pw\n", "add", "carol@example.org", "--config", file, "--admin"), "flags after the JID")
 	assert.Equal(t, "bob@example.org\tfalse\tfalse\t-\ncarol@example.org\ttrue\tfalse\t-\n", mustUser(t, "", "list", "--config", file))
 	db := openData(t, dir)
 	assert.NoError(t, db.VerifyPassword(t.Context(), jid.MustParse("bob@example.org"), "pw"), "in the file's data directory")

@@ -20,9 +20,11 @@ Commands:
   audit   print the audit of admin actions
 
 Run 'adhocd <command> --help' for the flags of a command.
-Every flag can also be set with an ADHOCD_* environment variable
+Every flag of serve can also be set with an ADHOCD_* environment variable
 (--c2s-tls is ADHOCD_C2S_TLS) or in the YAML file that --config FILE or
 ADHOCD_CONFIG names, whose keys are the flag names (c2s-tls: ":5223").
+The offline commands share --data, --domain and --config with serve, and
+must name the same data directory as the server (--data or ADHOCD_DATA).
 One file serves every command: each ignores serve's keys it does not take.
 ` + precedence + "\n"
 

@@ -100,7 +100,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 		return cfg, fmt.Errorf("serve: unexpected argument %q", positional[0])
 	}
 	if cfg.domain, err = parseDomain(cfg.domain); err != nil {
-		return cfg, fmt.Errorf("serve: --domain %w", err)
+		return cfg, fmt.Errorf("serve: --domain: %w", err)
 	}
 	for _, a := range strings.Split(string(f.admins), ",") {
 		if a = strings.TrimSpace(a); a == "" {
@@ -140,7 +140,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 		cfg.allowedOrigins = append(cfg.allowedOrigins, origin)
 	}
 	if cfg.logLevel, err = parseLevel(f.level); err != nil {
-		return cfg, fmt.Errorf("serve: --log-level %w", err)
+		return cfg, fmt.Errorf("serve: --log-level: %w", err)
 	}
 	return cfg, nil
 }
@@ -149,7 +149,7 @@ func parseServe(args []string, stderr io.Writer) (serveConfig, error) {
 func parseDomain(s string) (string, error) {
 	d, err := jid.Parse(s)
 	if err != nil || d.Localpart() != "" || d.Resourcepart() != "" || d.Domainpart() == "" {
-		return "", fmt.Errorf("%q is not a domain name", s)
+		return "", fmt.Errorf("%q is not a domain name; write example.org", s)
 	}
 	return d.Domainpart(), nil
 }
@@ -179,7 +179,7 @@ func parseAdmin(s, domain string) (jid.JID, error) {
 func parseLevel(s string) (zerolog.Level, error) {
 	level, err := zerolog.ParseLevel(s)
 	if err != nil || s == "" {
-		return level, fmt.Errorf("%q: want debug, info, warn or error", s)
+		return level, fmt.Errorf("%q is not a level; write debug, info, warn or error", s)
 	}
 	return level, nil
 }

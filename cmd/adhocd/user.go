@@ -15,6 +15,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/sessman"
+	"github.com/adhocd/adhocd/sessman/store"
 )
 
 const userUsage = `Usage: adhocd user <command> [flags] [JID]
@@ -150,7 +151,7 @@ func defineUserFlags(fs *flag.FlagSet, opts *userOptions) {
 func servedDomains(domain string) (map[string]bool, error) {
 	d, err := parseDomain(strings.TrimSpace(domain))
 	if err != nil {
-		return nil, fmt.Errorf("--domain: %q is not a domain name", domain)
+		return nil, fmt.Errorf("--domain: %q is not a domain name; write example.org", domain)
 	}
 	return map[string]bool{d: true}, nil
 }
@@ -189,8 +190,14 @@ func userDo(ctx context.Context, accounts *sessman.Accounts, opts userOptions, p
 	case "list":
 		err = listUsers(ctx, accounts, stdout)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("user %s: no account %s (database %s); 'adhocd user list' shows the accounts",
+			opts.sub, opts.account, dbPath(opts.data))
+	case err != nil:
 		return fmt.Errorf("user %s: %w", opts.sub, err)
+	case opts.sub == "add":
+		fmt.Fprintf(stdout, "Account %s created, admin: %t (database %s)\n", opts.account, opts.admin, dbPath(opts.data))
 	}
 	return nil
 }

@@ -44,8 +44,10 @@ func openData(t *testing.T, dir string) *store.DB {
 
 func TestUserAddList(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	assert.Empty(t, mustUser(t, "pw-bob\n", "add", "bob@localhost", "--data", dir, "--admin"))
-	assert.Empty(t, mustUser(t, "pw-carol\r\nignored\n", "add", "--data", dir, "Carol@LOCALHOST"))
+	assert.Equal(t, "Account bob@localhost created, admin: true (database "+filepath.Join(dir, "adhocd.db")+")\n",
+		mustUser(t, "pw-bob\n", "add", "bob@localhost", "--data", dir, "--admin"))
+	assert.Equal(t, "Account carol@localhost created, admin: false (database "+filepath.Join(dir, "adhocd.db")+")\n",
+		mustUser(t, "pw-carol\r\nignored\n", "add", "--data", dir, "Carol@LOCALHOST"))
 
 	fi, err := os.Stat(dir)
 	require.NoError(t, err)
@@ -72,6 +74,11 @@ func TestUserGeneratedPassword(t *testing.T) {
 				mustUser(t, "old\n", "add", "--data", dir, "bob@localhost")
 			}
 			out := mustUser(t, "", sub, "--data", dir, "bob@localhost")
+			if sub == "add" {
+				created := "Account bob@localhost created, admin: false (database " + filepath.Join(dir, "adhocd.db") + ")\n"
+				require.True(t, strings.HasPrefix(out, created), "got %q", out)
+				out = strings.TrimPrefix(out, created)
+			}
 			prefix := "Generated password for bob@localhost: "
 			require.True(t, strings.HasPrefix(out, prefix), "got %q", out)
 			password := strings.TrimSuffix(strings.TrimPrefix(out, prefix), "\n")
@@ -130,13 +137,13 @@ func TestUserErrors(t *testing.T) {
 		{name: "add duplicate", givenStdin: "x\n", whenArgs: []string{"add", "bob@localhost"},
 			expectError: "user add: store: account already exists: bob@localhost"},
 		{name: "del missing", whenArgs: []string{"del", "nobody@localhost"},
-			expectError: "user del: store: no such account: nobody@localhost"},
+			expectError: "user del: no account nobody@localhost (database DIR/adhocd.db); 'adhocd user list' shows the accounts"},
 		{name: "passwd missing", givenStdin: "x\n", whenArgs: []string{"passwd", "nobody@localhost"},
-			expectError: "user passwd: store: no such account: nobody@localhost"},
+			expectError: "user passwd: no account nobody@localhost (database DIR/adhocd.db); 'adhocd user list' shows the accounts"},
 		{name: "disable missing", whenArgs: []string{"disable", "nobody@localhost"},
-			expectError: "user disable: store: no such account: nobody@localhost"},
+			expectError: "user disable: no account nobody@localhost (database DIR/adhocd.db); 'adhocd user list' shows the accounts"},
 		{name: "enable missing", whenArgs: []string{"enable", "nobody@localhost"},
-			expectError: "user enable: store: no such account: nobody@localhost"},
+			expectError: "user enable: no account nobody@localhost (database DIR/adhocd.db); 'adhocd user list' shows the accounts"},
 		{name: "malformed JID", givenStdin: "x\n", whenArgs: []string{"add", "@localhost"},
 			expectError: `user add: "@localhost" is not a valid JID: `, expectPart: true},
 		{name: "malformed domain", givenStdin: "x\n", whenArgs: []string{"add", "bob@"},
@@ -158,9 +165,11 @@ func TestUserErrors(t *testing.T) {
 		{name: "list argument", whenArgs: []string{"list", "bob@localhost"},
 			expectError: `user list: unexpected argument "bob@localhost"`},
 		{name: "bad domain flag", whenArgs: []string{"del", "--domain", "a@b", "bob@localhost"},
-			expectError: `user del: --domain: "a@b" is not a domain name`},
+			expectError: `user del: --domain: "a@b" is not a domain name; write example.org`},
 		{name: "admin flag on del", whenArgs: []string{"del", "--admin", "bob@localhost"},
-			expectError: "user del: flag provided but not defined: -admin"},
+			expectError: "user del: unknown flag --admin; run 'adhocd user del --help' for the flags"},
+		{name: "admin with a value", givenStdin: "x\n", whenArgs: []string{"add", "--admin=yes", "carol@localhost"},
+			expectError: `user add: --admin: "yes" is not a boolean; write true or false`},
 		{name: "invalid password", givenStdin: "a\xffb\n", whenArgs: []string{"passwd", "bob@localhost"},
 			expectError: "user passwd: store: invalid password: it is not valid UTF-8"},
 	}
@@ -178,7 +187,7 @@ func TestUserErrors(t *testing.T) {
 			if tc.expectPart {
 				assert.Contains(t, err.Error(), tc.expectError)
 			} else {
-				assert.Equal(t, tc.expectError, err.Error())
+				assert.Equal(t, strings.ReplaceAll(tc.expectError, "DIR", dir), err.Error())
 			}
 			assert.NotContains(t, err.Error(), "\n", "one line")
 

@@ -32,19 +32,41 @@ func jsonAPI(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // page reads limit and offset: default and maximum limit 50.
+// A refused value is named with the range it must be in:
+// "limit: 51 is more than the maximum of 50".
 func page(c echo.Context) (offset, limit int, err error) {
 	limit, offset = maxPage, 0
 	if v := c.QueryParam("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > maxPage {
-			return 0, 0, &adhoc.Error{Condition: stanza.BadRequest, Text: fmt.Sprintf("limit must be a number from 1 to %d.", maxPage)}
+		if limit, err = pageParam("limit", v, 1, maxPage); err != nil {
+			return 0, 0, err
 		}
 	}
 	if v := c.QueryParam("offset"); v != "" {
-		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
-			return 0, 0, &adhoc.Error{Condition: stanza.BadRequest, Text: "offset must be a number from 0."}
+		if offset, err = pageParam("offset", v, 0, -1); err != nil {
+			return 0, 0, err
 		}
 	}
 	return offset, limit, nil
+}
+
+// pageParam parses the query parameter name, from lowest to highest (-1:
+// no maximum).
+func pageParam(name, v string, lowest, highest int) (int, error) {
+	bad := func(format string, args ...any) error {
+		return &adhoc.Error{Condition: stanza.BadRequest, Text: name + ": " + fmt.Sprintf(format, args...)}
+	}
+	n, err := strconv.Atoi(v)
+	switch {
+	case err != nil && highest >= 0:
+		return 0, bad("%q is not a whole number; write %d to %d", v, lowest, highest)
+	case err != nil:
+		return 0, bad("%q is not a whole number; write %d or more", v, lowest)
+	case n < lowest:
+		return 0, bad("%d is less than the minimum of %d", n, lowest)
+	case highest >= 0 && n > highest:
+		return 0, bad("%d is more than the maximum of %d", n, highest)
+	}
+	return n, nil
 }
 
 // pathUser reads the {jid} path segment as a user's bare JID.

@@ -252,3 +252,31 @@ func sessionCount(t *testing.T, reg *sessman.Registry) int {
 	require.NoError(t, err)
 	return c.Sessions
 }
+
+// TestPageParamErrors checks that a refused limit or offset names the
+// range it must be in, on the session API and the audit alike.
+func TestPageParamErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		whenQuery  string
+		expectText string
+	}{
+		{name: "limit too big", whenQuery: "limit=51", expectText: "limit: 51 is more than the maximum of 50"},
+		{name: "limit zero", whenQuery: "limit=0", expectText: "limit: 0 is less than the minimum of 1"},
+		{name: "limit not a number", whenQuery: "limit=ten", expectText: `limit: "ten" is not a whole number; write 1 to 50`},
+		{name: "negative offset", whenQuery: "offset=-1", expectText: "offset: -1 is less than the minimum of 0"},
+		{name: "offset not a number", whenQuery: "offset=1.5", expectText: `offset: "1.5" is not a whole number; write 0 or more`},
+	}
+	a := newSessionAPI(t)
+	for _, path := range []string{"/rest/sessions", "/rest/users/alice@localhost/sessions", "/rest/audit"} {
+		for _, tc := range tests {
+			t.Run(path+" "+tc.name, func(t *testing.T) {
+				status, _, body := a.do(t, apiCall{method: "GET", path: path + "?" + tc.whenQuery,
+					user: "admin@localhost", password: "secret"})
+				assert.Equal(t, http.StatusBadRequest, status)
+				assert.Equal(t, "bad-request", body["condition"])
+				assert.Equal(t, tc.expectText, body["error"])
+			})
+		}
+	}
+}
