@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -355,6 +357,62 @@ func (a *Accounts) SetDisabled(ctx context.Context, c adhoc.Caller, users []jid.
 // SetPassword gives an account a new password; its sessions stay.
 func (a *Accounts) SetPassword(ctx context.Context, c adhoc.Caller, user jid.JID, password string) error {
 	return a.audited(ctx, c, "user-password", []string{user.Bare().String()}, "", a.setPassword(ctx, user, password))
+}
+
+// Unblock lifts the blocks of users, whose accounts must all exist
+// (store.ErrNotFound otherwise, and nothing is lifted), and returns the
+// blocks that were in force, in the order of users; a user without one was
+// not blocked. It is audited as user-unblock, with what was lifted.
+// The login path reads blocks from the store, so a running server lets the
+// users in at once, whichever process lifted them.
+func (a *Accounts) Unblock(ctx context.Context, c adhoc.Caller, users []jid.JID) ([]store.Block, error) {
+	lifted, err := a.unblock(ctx, users)
+	var details []string
+	for _, u := range users {
+		if err != nil {
+			break
+		}
+		i := slices.IndexFunc(lifted, func(b store.Block) bool { return b.User.Equal(u.Bare()) })
+		if i < 0 {
+			details = append(details, u.Bare().String()+" was not blocked")
+			continue
+		}
+		b := lifted[i]
+		details = append(details, fmt.Sprintf("lifted %s until %s, reason %q", b.User, b.Until.Format(time.RFC3339), b.Reason))
+	}
+	return lifted, a.audited(ctx, c, "user-unblock", jidStrings(users), strings.Join(details, "; "), err)
+}
+
+func (a *Accounts) unblock(ctx context.Context, users []jid.JID) ([]store.Block, error) {
+	for _, u := range users {
+		if _, err := a.db.User(ctx, u); err != nil {
+			return nil, err
+		}
+	}
+	var lifted []store.Block
+	now := time.Now()
+	for _, u := range users {
+		b, ok, err := a.db.ClearBlock(ctx, u.Bare(), now)
+		if err != nil {
+			return lifted, err
+		}
+		if ok {
+			lifted = append(lifted, b)
+		}
+	}
+	a.changed(users, "account unblocked")
+	return lifted, nil
+}
+
+// ActiveBlock returns the block in force of user and true, or false if it
+// may log in.
+func (a *Accounts) ActiveBlock(ctx context.Context, user jid.JID) (store.Block, bool, error) {
+	return a.db.ActiveBlock(ctx, user, time.Now())
+}
+
+// Blocks returns the blocks in force, ordered by user.
+func (a *Accounts) Blocks(ctx context.Context) ([]store.Block, error) {
+	return a.db.Blocks(ctx, time.Now())
 }
 
 // CreateAPIKey creates an API key for domain and returns its secret, which

@@ -17,6 +17,12 @@ const (
 	changeAccounts                   // add, delete, disable, re-enable accounts, set passwords
 	manageKeys                       // create and revoke API keys
 	announce                         // send a message to every online user
+	// liftBlocks lifts the block of users, so that they may log in again.
+	// It goes with endSessions, which sets blocks, so that a script whose
+	// key blocks a user may lift its own block; but not for an account on
+	// itself: a block is an admin's (or a script's) sanction, and a user
+	// who blocked itself by mistake asks an admin, as for a disabled account.
+	liftBlocks
 )
 
 // changes reports whether p changes something, so that a refusal of it is
@@ -36,8 +42,8 @@ const (
 // Security section:
 //
 //   - An admin account (HTTP Basic or XMPP) may do anything in its domain.
-//   - A full API key lists and ends the sessions of its domain's users and
-//     blocks them; a read-only key lists them. Keys are for scripts: they
+//   - A full API key lists and ends the sessions of its domain's users,
+//     blocks them and lifts their blocks; a read-only key lists them. Keys are for scripts: they
 //     read or change no account and no key, so a leaked key cannot make an
 //     admin, change a password or outlive its revocation in a key it made.
 //   - A Pusher app ends the sessions of its domain's users.
@@ -51,7 +57,7 @@ func reachOf(c adhoc.Caller, p permission) reach {
 			return itself
 		}
 	case c.Auth == adhoc.AuthAPIKey:
-		if p == readSessions || p == endSessions && !c.ReadOnly {
+		if p == readSessions || (p == endSessions || p == liftBlocks) && !c.ReadOnly {
 			return ownUsers
 		}
 	case c.Auth == adhoc.AuthPusher:
@@ -101,6 +107,10 @@ func refusal(c adhoc.Caller, p permission) string {
 	switch {
 	case c.Auth == adhoc.AuthAPIKey && c.ReadOnly && p == endSessions:
 		return "This API key is read-only: it may list sessions, not end them."
+	case c.Auth == adhoc.AuthAPIKey && c.ReadOnly && p == liftBlocks:
+		return "This API key is read-only: it may not lift a block."
+	case p == liftBlocks && c.Auth != adhoc.AuthPusher:
+		return "Only administrators and API keys may lift a block."
 	case c.Auth == adhoc.AuthAPIKey:
 		return "API keys may list and end sessions only; this needs an administrator's account."
 	case c.Auth == adhoc.AuthPusher:

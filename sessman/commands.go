@@ -159,9 +159,10 @@ func (c *command) refused(ctx context.Context, caller adhoc.Caller, targets []st
 }
 
 // commands returns every command: end-user-session first, then the
-// others in the order of XEP-0133 §4, then the API key commands.
+// others in the order of XEP-0133 §4, then the API key commands and the
+// block command.
 func (m *Manager) commands() []*command {
-	return append(m.commandList(), m.keyCommands()...)
+	return append(append(m.commandList(), m.keyCommands()...), m.blockCommands()...)
 }
 
 func (m *Manager) commandList() []*command {

@@ -126,7 +126,8 @@ func (m *Manager) listResources(ctx context.Context, c adhoc.Caller, limit int) 
 }
 
 // userStats reports an account's online resources, with the IP address and
-// login time of each in the same order (XEP-0133 §4.10).
+// login time of each in the same order (XEP-0133 §4.10), and its block:
+// blockeduntil and blockreason, empty when it may log in.
 // The server keeps no rosters, so rostersize is 0.
 func (m *Manager) userStats(ctx context.Context, c adhoc.Caller, vals adhoc.Values) ([]adhoc.Field, error) {
 	user, err := m.account(vals)
@@ -146,13 +147,13 @@ func (m *Manager) userStats(ctx context.Context, c adhoc.Caller, vals adhoc.Valu
 		addrs = append(addrs, ipOf(s.RemoteAddr))
 		logins = append(logins, dateTime(s.BoundAt))
 	}
-	return []adhoc.Field{
+	return append([]adhoc.Field{
 		{Var: fieldAccountJID, Type: adhoc.FieldJIDSingle, Label: "The Jabber ID", Values: []string{user.String()}},
 		{Var: "rostersize", Type: adhoc.FieldTextSingle, Label: "Roster size", Values: []string{"0"}},
 		{Var: "onlineresources", Type: adhoc.FieldTextMulti, Label: "Online resources", Values: resources},
 		{Var: "ipaddresses", Type: adhoc.FieldTextMulti, Label: "IP addresses, by resource", Values: addrs},
 		{Var: "logintimes", Type: adhoc.FieldTextMulti, Label: "Login times (XEP-0082), by resource", Values: logins},
-	}, nil
+	}, blockStats(page.Block)...), nil
 }
 
 // ipOf is the host part of a remote address, or the address itself when it

@@ -41,7 +41,7 @@ func TestRegisterListsEveryCommandAtBothAddresses(t *testing.T) {
 		for _, n := range allNodes {
 			want = append(want, node(n))
 		}
-		want = append(want, sessman.KeysNS+"#create", sessman.KeysNS+"#list", sessman.KeysNS+"#revoke")
+		want = append(want, sessman.KeysNS+"#create", sessman.KeysNS+"#list", sessman.KeysNS+"#revoke", sessman.BlocksNS+"#lift")
 		assert.Equal(t, want, nodes, comp)
 
 		selfService, err := e.cmds.Commands(jid.MustParse(comp), adhoc.Caller{JID: jid.MustParse("alice@localhost"), Auth: adhoc.AuthBasic})
@@ -55,7 +55,7 @@ func TestRegisterListsEveryCommandAtBothAddresses(t *testing.T) {
 			caller adhoc.Caller
 			want   []string
 		}{
-			{keyCaller, append([]string{"end-user-session"}, sessionsOnly...)},
+			{keyCaller, append(append([]string{"end-user-session"}, sessionsOnly...), sessman.BlocksNS+"#lift")},
 			{readKeyCaller, sessionsOnly},
 		} {
 			infos, err := e.cmds.Commands(jid.MustParse(comp), tc.caller)
@@ -214,6 +214,8 @@ func TestResultShapes(t *testing.T) {
 			{"onlineresources", multi, []string{"laptop", "phone"}},
 			{"ipaddresses", multi, []string{"192.0.2.2", "192.0.2.1"}},
 			{"logintimes", multi, []string{"2024-05-06T07:08:09Z", "2024-05-06T07:08:09Z"}},
+			{"blockeduntil", single, nil},
+			{"blockreason", single, nil},
 		}},
 		{"user-stats", []adhoc.Field{field("accountjid", "dave@localhost")}, []shape{
 			{"accountjid", adhoc.FieldJIDSingle, []string{"dave@localhost"}},
@@ -221,6 +223,8 @@ func TestResultShapes(t *testing.T) {
 			{"onlineresources", multi, nil},
 			{"ipaddresses", multi, nil},
 			{"logintimes", multi, nil},
+			{"blockeduntil", single, nil},
+			{"blockreason", single, nil},
 		}},
 	}
 	for _, tc := range tests {

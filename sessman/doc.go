@@ -55,7 +55,8 @@
 //     reenable-user (§4.4), change-user-password (§4.7): the account store.
 //     Deleting or disabling ends the users' sessions after the change is
 //     committed; several accounts change all together or not at all.
-//   - get-user-lastlogin (§4.9), user-stats (§4.10): one account.
+//   - get-user-lastlogin (§4.9), user-stats (§4.10): one account; user-stats
+//     adds the fields blockeduntil and blockreason, empty without a block.
 //   - get-registered-users-num, get-disabled-users-num, get-online-users-num,
 //     get-active-users-num, get-idle-users-num (§4.13 to §4.17): a number,
 //     at once, without a form.
@@ -65,7 +66,8 @@
 //     list, limited by max_items.
 //   - announce (§4.23): a headline message to every online resource.
 //
-// and [KeysNS]#create, #list and #revoke manage API keys.
+// and [KeysNS]#create, #list and #revoke manage API keys; [BlocksNS]#lift
+// lifts blocks.
 //
 // A request without fields gets the command's form; a request with fields
 // runs the command at once, in one stage or as the second stage of the

@@ -176,8 +176,8 @@ func (m *Manager) endPrepared(ctx context.Context, req session.EndRequest) (sess
 	return res, err
 }
 
-// List implements session.Sessions: a page of the sessions of req.User, or
-// of everyone for an admin.
+// List implements session.Sessions: a page of the sessions of req.User,
+// with the user's block if one is in force, or of everyone for an admin.
 func (m *Manager) List(ctx context.Context, req session.ListRequest) (session.Page, error) {
 	var users []jid.JID
 	if req.User.Domainpart() != "" {
@@ -186,7 +186,11 @@ func (m *Manager) List(ctx context.Context, req session.ListRequest) (session.Pa
 	if err := m.authorize(req.Caller, readSessions, users); err != nil {
 		return session.Page{}, err
 	}
-	return m.sessions.List(ctx, req)
+	page, err := m.sessions.List(ctx, req)
+	if err != nil || len(users) == 0 {
+		return page, err
+	}
+	return page, m.listBlock(ctx, req.User.Bare(), &page)
 }
 
 // Get implements session.Sessions: one session of req.User, item-not-found

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -88,4 +89,40 @@ func TestE2EScriptedAPIKey(t *testing.T) {
 	assert.Equal(t, 1, exit.ExitCode())
 	assert.Equal(t, "adhocd: --idle-timeout: \"5\" is not a duration; write 5m or 30s\n", stderr.String())
 	assert.Empty(t, stdout.String())
+}
+
+// TestE2EUnblockLetsABlockedUserIn blocks a user through the session API of
+// a running server, sees the block over SASL (two sentences) and in
+// `adhocd user list`, and lifts it with `adhocd user unblock`: the user
+// logs in again at once, and the lift is in the audit.
+func TestE2EUnblockLetsABlockedUserIn(t *testing.T) {
+	dir := t.TempDir()
+	userAdd(t, dir, "jo@localhost", "jo-pw")
+	d := startDaemonWith(t, dir)
+	jo := jid.MustParse("jo@localhost")
+	s := d.login(t, jo, "jo-pw", false)
+	done := served(s)
+
+	resp := d.sessCall(t, sessAdmin, http.MethodDelete, "/rest/users/jo@localhost/sessions/all?block=3600&reason=Password+reset", "")
+	require.Equal(t, http.StatusOK, resp.status, "%s", resp.body)
+	expectStreamError(t, jo, done, "policy-violation", "Password reset")
+
+	_, err := d.tryLogin(t, jo, "jo-pw")
+	require.Error(t, err, "jo is blocked")
+	assert.Equal(t, "account-disabled", saslCondition(err))
+	text := regexp.MustCompile(`Password reset\. You may not log in before (\S+Z)\.`).FindStringSubmatch(err.Error())
+	require.Len(t, text, 2, "the SASL text reads as two sentences: %v", err)
+	until := text[1]
+
+	assert.Contains(t, sessCLI(t, "user", "list", "--data", dir), "jo@localhost\tfalse\tfalse\t", "jo's line")
+	assert.Contains(t, sessCLI(t, "user", "list", "--data", dir), "\t"+until+"\tPassword reset\n",
+		"user list shows the block's end and reason")
+
+	assert.Equal(t, "Block lifted for jo@localhost (it was until "+until+")\n", sessCLI(t, "user", "unblock", "--data", dir, "jo@localhost"))
+	_, err = d.tryLogin(t, jo, "jo-pw")
+	require.NoError(t, err, "jo logs in again right after the unblock")
+	assert.Equal(t, "jo@localhost was not blocked\n", sessCLI(t, "user", "unblock", "--data", dir, "jo@localhost"))
+
+	audit := sessCLI(t, "audit", "--data", dir, "--actor", "cli")
+	assert.Contains(t, audit, "\tuser-unblock\tjo@localhost\tok\t")
 }

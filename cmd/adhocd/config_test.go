@@ -334,7 +334,7 @@ func TestConfigIgnoresServeKeysElsewhere(t *testing.T) {
 		mustUser(t, "pw\n", "add", "--config", file, "bob@example.org"))
 	assert.Equal(t, "Account carol@example.org created, admin: true (database "+filepath.Join(dir, "adhocd.db")+")\n",
 		mustUser(t, "pw\n", "add", "carol@example.org", "--config", file, "--admin"), "flags after the JID")
-	assert.Equal(t, "bob@example.org\tfalse\tfalse\t-\ncarol@example.org\ttrue\tfalse\t-\n", mustUser(t, "", "list", "--config", file))
+	assert.Equal(t, "bob@example.org\tfalse\tfalse\t-\t-\t-\ncarol@example.org\ttrue\tfalse\t-\t-\t-\n", mustUser(t, "", "list", "--config", file))
 	db := openData(t, dir)
 	assert.NoError(t, db.VerifyPassword(t.Context(), jid.MustParse("bob@example.org"), "pw"), "in the file's data directory")
 

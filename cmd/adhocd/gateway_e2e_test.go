@@ -445,7 +445,7 @@ func TestE2EGatewayDisableUser(t *testing.T) {
 				line = cols
 			}
 		}
-		require.Len(t, line, 4, "no line jid, admin, disabled, last login for %s in:\n%s", victim, out)
+		require.Len(t, line, 6, "no line jid, admin, disabled, last login, blocked until, block reason for %s in:\n%s", victim, out)
 		return line[3] != "-"
 	}, 10*time.Second, 50*time.Millisecond, "last login: the victim did log in")
 	assert.Equal(t, "false", line[1], "admin")

@@ -24,9 +24,11 @@ Commands:
   add [--admin] JID  create an account
   del JID            delete an account
   passwd JID         set a new password
-  list               print the accounts, one a line: jid, admin, disabled, last login (tab-separated)
+  list               print the accounts, one a line: jid, admin, disabled, last login,
+                     blocked until, block reason (tab-separated; - for none)
   disable JID        refuse the account's logins
-  enable JID         allow them again
+  enable JID         allow them again (a block stays: see unblock)
+  unblock JID        lift the block set by ending the account's sessions with a block
 
 add and passwd read the password from the first line of stdin; when stdin is
 a terminal or empty they generate one and print it once.
@@ -42,7 +44,7 @@ func userSynopsis(sub string) (string, bool) {
 		return "adhocd user add [--admin] [flags] JID", true
 	case "list":
 		return "adhocd user list [flags]", true
-	case "del", "passwd", "disable", "enable":
+	case "del", "passwd", "disable", "enable", "unblock":
 		return "adhocd user " + sub + " [flags] JID", true
 	}
 	return "", false
@@ -57,11 +59,11 @@ type userOptions struct {
 	account jid.JID // the bare account JID; zero for list
 }
 
-// runUser runs `adhocd user <add|del|passwd|list|disable|enable> [flags] [JID]`.
+// runUser runs `adhocd user <add|del|passwd|list|disable|enable|unblock> [flags] [JID]`.
 func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, userUsage)
-		return errors.New("user: no command given (add, del, passwd, list, disable, enable)")
+		return errors.New("user: no command given (add, del, passwd, list, disable, enable, unblock)")
 	}
 	switch args[0] {
 	case "-h", "--help", "-help", "help":
@@ -105,7 +107,7 @@ func parseUser(sub string, args []string, stderr io.Writer) (userOptions, error)
 	synopsis, ok := userSynopsis(sub)
 	if !ok {
 		fmt.Fprint(stderr, userUsage)
-		return userOptions{sub: sub}, fmt.Errorf("user: unknown command %q (add, del, passwd, list, disable, enable)", sub)
+		return userOptions{sub: sub}, fmt.Errorf("user: unknown command %q (add, del, passwd, list, disable, enable, unblock)", sub)
 	}
 	fs := newFlagSet("user "+sub, synopsis)
 	fs.SetOutput(stderr)
@@ -187,6 +189,8 @@ func userDo(ctx context.Context, accounts *sessman.Accounts, opts userOptions, p
 		err = accounts.SetPassword(ctx, cli, opts.account, password)
 	case "disable", "enable":
 		err = accounts.SetDisabled(ctx, cli, users, opts.sub == "disable")
+	case "unblock":
+		err = unblockUser(ctx, accounts, opts.account, stdout)
 	case "list":
 		err = listUsers(ctx, accounts, stdout)
 	}
@@ -203,11 +207,21 @@ func userDo(ctx context.Context, accounts *sessman.Accounts, opts userOptions, p
 }
 
 // listUsers prints one tab-separated line per account: JID, admin,
-// disabled, last login (RFC 3339, UTC, or - for never).
+// disabled, last login (RFC 3339, UTC, or - for never), the end of its
+// block (RFC 3339, UTC) and the block's reason (- for no block or no
+// reason; tabs and line breaks in it are spaces).
 func listUsers(ctx context.Context, accounts *sessman.Accounts, stdout io.Writer) error {
 	users, err := accounts.Users(ctx)
 	if err != nil {
 		return err
+	}
+	blocks, err := accounts.Blocks(ctx)
+	if err != nil {
+		return err
+	}
+	blocked := make(map[string]store.Block, len(blocks))
+	for _, b := range blocks {
+		blocked[b.User.String()] = b
 	}
 	w := bufio.NewWriter(stdout)
 	for _, u := range users {
@@ -215,9 +229,30 @@ func listUsers(ctx context.Context, accounts *sessman.Accounts, stdout io.Writer
 		if !u.LastLogin.IsZero() {
 			last = u.LastLogin.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(w, "%s\t%t\t%t\t%s\n", u.JID, u.Admin, u.Disabled, last)
+		until, reason := "-", "-"
+		if b, ok := blocked[u.JID.String()]; ok {
+			until = b.Until.UTC().Format(time.RFC3339)
+			if r := strings.Join(strings.Fields(b.Reason), " "); r != "" {
+				reason = r
+			}
+		}
+		fmt.Fprintf(w, "%s\t%t\t%t\t%s\t%s\t%s\n", u.JID, u.Admin, u.Disabled, last, until, reason)
 	}
 	return w.Flush()
+}
+
+// unblockUser lifts the block of user and says whether there was one.
+func unblockUser(ctx context.Context, accounts *sessman.Accounts, user jid.JID, stdout io.Writer) error {
+	lifted, err := accounts.Unblock(ctx, sessman.CommandLine, []jid.JID{user})
+	if err != nil {
+		return err
+	}
+	if len(lifted) == 0 {
+		fmt.Fprintf(stdout, "%s was not blocked\n", user)
+		return nil
+	}
+	fmt.Fprintf(stdout, "Block lifted for %s (it was until %s)\n", user, lifted[0].Until.UTC().Format(time.RFC3339))
+	return nil
 }
 
 // maxPasswordLine bounds what readPassword reads; the store refuses

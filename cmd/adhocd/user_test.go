@@ -54,7 +54,7 @@ func TestUserAddList(t *testing.T) {
 	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm())
 
 	out := mustUser(t, "", "list", "--data", dir)
-	assert.Equal(t, "bob@localhost\ttrue\tfalse\t-\ncarol@localhost\tfalse\tfalse\t-\n", out)
+	assert.Equal(t, "bob@localhost\ttrue\tfalse\t-\t-\t-\ncarol@localhost\tfalse\tfalse\t-\t-\t-\n", out)
 
 	db := openData(t, dir)
 	assert.NoError(t, db.VerifyPassword(t.Context(), jid.MustParse("bob@localhost"), "pw-bob"))
@@ -63,7 +63,7 @@ func TestUserAddList(t *testing.T) {
 	require.NoError(t, db.RecordLogin(t.Context(), jid.MustParse("carol@localhost"), at))
 
 	out = mustUser(t, "", "list", "--data", dir)
-	assert.Equal(t, "bob@localhost\ttrue\tfalse\t-\ncarol@localhost\tfalse\tfalse\t2025-01-02T03:04:05Z\n", out)
+	assert.Equal(t, "bob@localhost\ttrue\tfalse\t-\t-\t-\ncarol@localhost\tfalse\tfalse\t2025-01-02T03:04:05Z\t-\t-\n", out)
 }
 
 func TestUserGeneratedPassword(t *testing.T) {
@@ -107,9 +107,9 @@ func TestUserDisableEnableDel(t *testing.T) {
 	mustUser(t, "pw\n", "add", "--data", dir, "bob@localhost")
 
 	mustUser(t, "", "disable", "--data", dir, "bob@localhost")
-	assert.Equal(t, "bob@localhost\tfalse\ttrue\t-\n", mustUser(t, "", "list", "--data", dir))
+	assert.Equal(t, "bob@localhost\tfalse\ttrue\t-\t-\t-\n", mustUser(t, "", "list", "--data", dir))
 	mustUser(t, "", "enable", "bob@localhost", "--data", dir)
-	assert.Equal(t, "bob@localhost\tfalse\tfalse\t-\n", mustUser(t, "", "list", "--data", dir))
+	assert.Equal(t, "bob@localhost\tfalse\tfalse\t-\t-\t-\n", mustUser(t, "", "list", "--data", dir))
 
 	mustUser(t, "", "del", "--data", dir, "bob@localhost")
 	assert.Empty(t, mustUser(t, "", "list", "--data", dir))
@@ -123,7 +123,7 @@ func TestUserDomains(t *testing.T) {
 	_, err := userRun(t, "pw\n", "add", "--data", dir, "dave@localhost")
 	assert.ErrorContains(t, err, `domain localhost is not served here (--domain example.net)`)
 	out := mustUser(t, "", "list", "--data", dir)
-	assert.Equal(t, "bob@example.org\tfalse\tfalse\t-\ncarol@example.net\tfalse\tfalse\t-\n", out)
+	assert.Equal(t, "bob@example.org\tfalse\tfalse\t-\t-\t-\ncarol@example.net\tfalse\tfalse\t-\t-\t-\n", out)
 }
 
 func TestUserErrors(t *testing.T) {
@@ -155,9 +155,9 @@ func TestUserErrors(t *testing.T) {
 		{name: "foreign domain", givenStdin: "x\n", whenArgs: []string{"add", "bob@example.org"},
 			expectError: `user add: "bob@example.org": domain example.org is not served here (--domain localhost)`},
 		{name: "unknown command", whenArgs: []string{"frob", "bob@localhost"},
-			expectError: `user: unknown command "frob" (add, del, passwd, list, disable, enable)`},
+			expectError: `user: unknown command "frob" (add, del, passwd, list, disable, enable, unblock)`},
 		{name: "no command", whenArgs: nil,
-			expectError: "user: no command given (add, del, passwd, list, disable, enable)"},
+			expectError: "user: no command given (add, del, passwd, list, disable, enable, unblock)"},
 		{name: "missing JID", whenArgs: []string{"add", "--admin"},
 			expectError: "user add: missing JID (adhocd user add [--admin] [flags] JID)"},
 		{name: "two JIDs", whenArgs: []string{"del", "bob@localhost", "carol@localhost"},
@@ -192,7 +192,7 @@ func TestUserErrors(t *testing.T) {
 			assert.NotContains(t, err.Error(), "\n", "one line")
 
 			// Nothing changed.
-			assert.Equal(t, "bob@localhost\tfalse\tfalse\t-\n", mustUser(t, "", "list", "--data", dir))
+			assert.Equal(t, "bob@localhost\tfalse\tfalse\t-\t-\t-\n", mustUser(t, "", "list", "--data", dir))
 			db := openData(t, dir)
 			assert.NoError(t, db.VerifyPassword(t.Context(), jid.MustParse("bob@localhost"), "pw"))
 		})
@@ -212,4 +212,40 @@ func TestUserHelp(t *testing.T) {
 	assert.ErrorIs(t, err, flag.ErrHelp)
 	out := mustUser(t, "", "help")
 	assert.Contains(t, out, "Usage: adhocd user")
+}
+
+func TestUserUnblock(t *testing.T) {
+	dir := t.TempDir()
+	mustUser(t, "pw\n", "add", "--data", dir, "bob@localhost")
+	mustUser(t, "pw\n", "add", "--data", dir, "carol@localhost")
+	db := openData(t, dir)
+	until := time.Now().Add(time.Hour).Truncate(time.Second).UTC()
+	require.NoError(t, db.SetBlock(t.Context(), jid.MustParse("bob@localhost"), until, "Password\treset"))
+	stamp := until.Format(time.RFC3339)
+
+	assert.Equal(t, "bob@localhost\tfalse\tfalse\t-\t"+stamp+"\tPassword reset\ncarol@localhost\tfalse\tfalse\t-\t-\t-\n",
+		mustUser(t, "", "list", "--data", dir), "the block's end and reason, the reason kept on its column")
+	mustUser(t, "", "enable", "--data", dir, "bob@localhost")
+	assert.Contains(t, mustUser(t, "", "list", "--data", dir), "\t"+stamp+"\t", "enable does not lift a block")
+
+	assert.Equal(t, "Block lifted for bob@localhost (it was until "+stamp+")\n", mustUser(t, "", "unblock", "bob@localhost", "--data", dir))
+	assert.NoError(t, db.VerifyPassword(t.Context(), jid.MustParse("bob@localhost"), "pw"))
+	_, blocked, err := db.ActiveBlock(t.Context(), jid.MustParse("bob@localhost"), time.Now())
+	require.NoError(t, err)
+	assert.False(t, blocked)
+	assert.Equal(t, "bob@localhost\tfalse\tfalse\t-\t-\t-\ncarol@localhost\tfalse\tfalse\t-\t-\t-\n", mustUser(t, "", "list", "--data", dir))
+	assert.Equal(t, "carol@localhost was not blocked\n", mustUser(t, "", "unblock", "--data", dir, "carol@localhost"))
+
+	_, err = userRun(t, "", "unblock", "--data", dir, "nobody@localhost")
+	assert.ErrorIs(t, err, store.ErrNotFound)
+	_, err = userRun(t, "", "unblock", "--data", dir)
+	assert.ErrorContains(t, err, "user unblock: missing JID (adhocd user unblock [flags] JID)")
+
+	page, err := db.Audit(t.Context(), session.AuditQuery{Actor: "cli"})
+	require.NoError(t, err)
+	require.NotEmpty(t, page.Items)
+	assert.Equal(t, []string{"user-unblock", "item-not-found"}, []string{page.Items[0].Action, page.Items[0].Outcome})
+	assert.Equal(t, []string{"user-unblock", "ok", "carol@localhost was not blocked"}, []string{page.Items[1].Action, page.Items[1].Outcome, page.Items[1].Detail})
+	assert.Equal(t, "user-unblock", page.Items[2].Action)
+	assert.Contains(t, page.Items[2].Detail, "lifted bob@localhost until "+stamp)
 }

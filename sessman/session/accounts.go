@@ -2,7 +2,9 @@ package session
 
 import (
 	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // SCRAMKeys are the stored SCRAM credentials of one account for one hash
@@ -40,13 +42,19 @@ type BlockedError struct {
 	Reason string // the reason given when the sessions were ended; may be empty
 }
 
-// Text is what the client is told: the reason, then until when.
+// Text is what the client is told, as two sentences: the reason (with a
+// period added when it ends without one), then until when, e.g.
+// "Password reset. You may not log in before 2026-05-01T10:00:00Z."
 func (e *BlockedError) Text() string {
 	text := "You may not log in before " + e.Until.UTC().Format(time.RFC3339) + "."
-	if e.Reason != "" {
-		text = e.Reason + " " + text
+	reason := strings.TrimSpace(e.Reason)
+	if reason == "" {
+		return text
 	}
-	return text
+	if r, _ := utf8.DecodeLastRuneInString(reason); !strings.ContainsRune(".!?…", r) {
+		reason += "."
+	}
+	return reason + " " + text
 }
 
 func (e *BlockedError) Error() string { return "session: login blocked: " + e.Text() }

@@ -106,6 +106,30 @@ type ListRequest struct {
 type Page struct {
 	Count int       `json:"count"`
 	Items []Session `json:"items"`
+	// Block is the block in force of the user listed (ListRequest.User),
+	// set by the session manager; nil when the user is not blocked, and
+	// for a listing of everyone.
+	Block *Block `json:"block,omitempty"`
+}
+
+// Block is a block in force: the user may not log in before Until (see
+// EndRequest.Block).
+type Block struct {
+	User   string    `json:"user"`   // bare JID
+	Until  time.Time `json:"until"`  // to the millisecond, UTC
+	Reason string    `json:"reason"` // as given when the sessions were ended; may be empty
+}
+
+// BlockRequest asks for the block of a user, or to lift it.
+type BlockRequest struct {
+	User   jid.JID      `json:"-"` // bare
+	Caller adhoc.Caller `json:"caller"`
+}
+
+// UnblockResult says whether a block was lifted, and which.
+type UnblockResult struct {
+	Unblocked bool   `json:"unblocked"`
+	Block     *Block `json:"block,omitempty"` // the block lifted
 }
 
 // GetRequest asks for one session of a user.

@@ -127,6 +127,18 @@ func TestBlockedErrorText(t *testing.T) {
 	until := time.Date(2026, 5, 1, 12, 0, 0, 0, time.FixedZone("CEST", 7200))
 	b := &session.BlockedError{Until: until, Reason: "Spam."}
 	assert.Equal(t, "Spam. You may not log in before 2026-05-01T10:00:00Z.", b.Text())
-	assert.Equal(t, "You may not log in before 2026-05-01T10:00:00Z.", (&session.BlockedError{Until: until}).Text())
+	tests := []struct {
+		givenReason string
+		expectText  string
+	}{
+		{"", "You may not log in before 2026-05-01T10:00:00Z."},
+		{"Password reset", "Password reset. You may not log in before 2026-05-01T10:00:00Z."},
+		{"Password reset. ", "Password reset. You may not log in before 2026-05-01T10:00:00Z."},
+		{"Why?", "Why? You may not log in before 2026-05-01T10:00:00Z."},
+		{"  ", "You may not log in before 2026-05-01T10:00:00Z."},
+	}
+	for _, tc := range tests {
+		assert.Equal(t, tc.expectText, (&session.BlockedError{Until: until, Reason: tc.givenReason}).Text(), "reason %q", tc.givenReason)
+	}
 	assert.ErrorIs(t, b, session.ErrDisabled, "a block refuses a login as a disabled account does")
 }

@@ -49,18 +49,70 @@ func (db *DB) SetBlock(ctx context.Context, user jid.JID, until time.Time, reaso
 	}))
 }
 
-// ClearBlock lifts the block of user, if any.
-func (db *DB) ClearBlock(ctx context.Context, user jid.JID) error {
+// ClearBlock lifts the block of user, if any, and returns it and true if
+// it was in force at now (one that had ended already reads as no block).
+// Only a block that was there is logged as a change.
+func (db *DB) ClearBlock(ctx context.Context, user jid.JID, now time.Time) (Block, bool, error) {
 	key, ok := accountKey(user)
 	if !ok {
-		return nil // a JID without a localpart is never blocked
+		return Block{}, false, nil // a JID without a localpart is never blocked
 	}
-	return wrapErr("clear block of", key, db.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM blocks WHERE jid = $1`, key); err != nil {
+	var (
+		lifted Block
+		found  bool
+	)
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var (
+			untilMS int64
+			reason  string
+		)
+		// RETURNING: SQLite 3.35+ and PostgreSQL both have it.
+		err := tx.QueryRowContext(ctx, `DELETE FROM blocks WHERE jid = $1 RETURNING until_ms, reason`, key).Scan(&untilMS, &reason)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
+		if untilMS > now.UnixMilli() {
+			lifted = Block{User: user.Bare(), Until: time.UnixMilli(untilMS).UTC(), Reason: reason}
+			found = true
+		}
 		return db.logChange(ctx, tx, key, session.ChangeUnblocked)
-	}))
+	})
+	if err != nil {
+		return Block{}, false, wrapErr("clear block of", key, err)
+	}
+	return lifted, found, nil
+}
+
+// Blocks returns the blocks in force at now, ordered by user.
+func (db *DB) Blocks(ctx context.Context, now time.Time) ([]Block, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT jid, until_ms, reason FROM blocks WHERE until_ms > $1 ORDER BY jid`, now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("store: list blocks: %w", err)
+	}
+	defer rows.Close()
+	var blocks []Block
+	for rows.Next() {
+		var (
+			key     string
+			untilMS int64
+			reason  string
+		)
+		if err := rows.Scan(&key, &untilMS, &reason); err != nil {
+			return nil, fmt.Errorf("store: list blocks: %w", err)
+		}
+		user, err := jid.Parse(key)
+		if err != nil {
+			continue // not written by SetBlock, which keeps valid bare JIDs only
+		}
+		blocks = append(blocks, Block{User: user, Until: time.UnixMilli(untilMS).UTC(), Reason: reason})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list blocks: %w", err)
+	}
+	return blocks, nil
 }
 
 // ActiveBlock returns the block of user and true if one is in force at now.

@@ -32,11 +32,57 @@ func TestBlockSetActiveClear(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, ok, "another user")
 
-	require.NoError(t, db.ClearBlock(ctx, bob))
+	lifted, ok, err := db.ClearBlock(ctx, bob, now)
+	require.NoError(t, err)
+	assert.True(t, ok, "a block was lifted")
+	assert.Equal(t, b, lifted, "ClearBlock returns the block it lifted")
 	_, ok, err = db.ActiveBlock(ctx, bob, now)
 	require.NoError(t, err)
 	assert.False(t, ok, "cleared")
-	require.NoError(t, db.ClearBlock(ctx, bob), "clearing nothing")
+	_, ok, err = db.ClearBlock(ctx, bob, now)
+	require.NoError(t, err, "clearing nothing")
+	assert.False(t, ok, "nothing was lifted")
+}
+
+func TestClearBlockEnded(t *testing.T) {
+	ctx := t.Context()
+	db, _ := openTemp(t)
+	bob := jid.MustParse("bob@localhost")
+	now := time.UnixMilli(1_700_000_000_000).UTC()
+	require.NoError(t, db.SetBlock(ctx, bob, now.Add(time.Minute), "spam"))
+	start, err := db.LastChange(ctx)
+	require.NoError(t, err)
+
+	_, ok, err := db.ClearBlock(ctx, bob, now.Add(time.Minute))
+	require.NoError(t, err)
+	assert.False(t, ok, "a block that ended is not lifted: it was not in force")
+	changes, err := db.Changes(ctx, start)
+	require.NoError(t, err)
+	require.Len(t, changes, 1, "its row was deleted, which other processes hear of")
+	assert.Equal(t, "unblocked", changes[0].Kind)
+
+	start = changes[0].Seq
+	_, _, err = db.ClearBlock(ctx, bob, now)
+	require.NoError(t, err)
+	changes, err = db.Changes(ctx, start)
+	require.NoError(t, err)
+	assert.Empty(t, changes, "clearing no block changes nothing")
+}
+
+func TestBlocksInForce(t *testing.T) {
+	ctx := t.Context()
+	db, _ := openTemp(t)
+	now := time.UnixMilli(1_700_000_000_000).UTC()
+	require.NoError(t, db.SetBlock(ctx, jid.MustParse("carol@localhost"), now.Add(time.Hour), "later"))
+	require.NoError(t, db.SetBlock(ctx, jid.MustParse("bob@localhost"), now.Add(time.Minute), "Password reset"))
+	require.NoError(t, db.SetBlock(ctx, jid.MustParse("dave@localhost"), now.Add(time.Second), "ended"))
+
+	blocks, err := db.Blocks(ctx, now.Add(time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, []store.Block{
+		{User: jid.MustParse("bob@localhost"), Until: now.Add(time.Minute), Reason: "Password reset"},
+		{User: jid.MustParse("carol@localhost"), Until: now.Add(time.Hour), Reason: "later"},
+	}, blocks, "ordered by user, without dave's, which ended")
 }
 
 func TestBlockNeverShortened(t *testing.T) {
@@ -135,5 +181,7 @@ func TestBlockRejects(t *testing.T) {
 	_, ok, err := db.ActiveBlock(ctx, jid.MustParse("localhost"), time.Now())
 	require.NoError(t, err)
 	assert.False(t, ok, "a domain is never blocked")
-	assert.NoError(t, db.ClearBlock(ctx, jid.MustParse("localhost")))
+	_, ok, err = db.ClearBlock(ctx, jid.MustParse("localhost"), time.Now())
+	assert.NoError(t, err)
+	assert.False(t, ok)
 }

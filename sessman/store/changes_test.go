@@ -36,7 +36,9 @@ func TestAccountChangesAreLogged(t *testing.T) {
 	require.NoError(t, db.SetDisabled(ctx, bob, false))
 	require.NoError(t, db.SetAdmin(ctx, bob, true))
 	require.NoError(t, db.SetBlock(ctx, alice, time.Now().Add(time.Hour), "spam"))
-	require.NoError(t, db.ClearBlock(ctx, alice))
+	_, lifted, err := db.ClearBlock(ctx, alice, time.Now())
+	require.NoError(t, err)
+	require.True(t, lifted)
 	require.NoError(t, db.DeleteUser(ctx, alice))
 	require.NoError(t, db.RecordLogin(ctx, bob, time.Now()), "a login is not a change")
 

@@ -112,11 +112,14 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 // login checks HTTP Basic credentials.
 func (s *Server) login(ctx context.Context, user jid.JID, password string) (adhoc.Caller, error) {
 	who, err := s.cfg.Accounts.Login(ctx, user, password)
+	var blocked *session.BlockedError
 	switch {
+	case errors.As(err, &blocked):
+		return who, &adhoc.Error{Condition: stanza.Forbidden, Text: blocked.Text(), Err: err}
 	case errors.Is(err, session.ErrUnknownUser), errors.Is(err, session.ErrBadPassword):
 		return who, &adhoc.Error{Condition: stanza.NotAuthorized, Text: "The user name or password is wrong.", Err: err}
 	case errors.Is(err, session.ErrDisabled):
-		return who, &adhoc.Error{Condition: stanza.Forbidden, Text: "This account may not log in now: it is disabled, or its sessions were ended with a block.", Err: err}
+		return who, &adhoc.Error{Condition: stanza.Forbidden, Text: "This account is disabled.", Err: err}
 	case errors.Is(err, session.ErrNotServed):
 		return who, &adhoc.Error{Condition: stanza.NotAuthorized, Text: fmt.Sprintf("This server serves %s only: log in with an account of it.", s.cfg.Domain), Err: err}
 	case err != nil:

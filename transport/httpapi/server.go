@@ -35,7 +35,8 @@ type Config struct {
 	// Commands enables the /rest/adhoc gateway.
 	Commands Commands
 	// Sessions enables the session API (/rest/sessions, /rest/users/…) and,
-	// with PusherApps, Pusher's terminate_connections.
+	// with PusherApps, Pusher's terminate_connections; when it implements
+	// Blocks, /rest/users/{jid}/block too.
 	Sessions   session.Sessions
 	PusherApps []PusherApp
 	// PusherReplay remembers the signatures of the Pusher requests accepted,
@@ -151,6 +152,10 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 		api.DELETE("/users/:jid/sessions/all", s.deleteAllSessions)
 		api.GET("/users/:jid/sessions/:id", s.getSession)
 		api.DELETE("/users/:jid/sessions/:id", s.deleteSession)
+		if b, ok := cfg.Sessions.(Blocks); ok {
+			api.GET("/users/:jid/block", s.getBlock(b))
+			api.DELETE("/users/:jid/block", s.deleteBlock(b))
+		}
 		if cfg.Audit != nil {
 			api.GET("/audit", s.listAudit)
 		}
