@@ -237,7 +237,8 @@ func TestUserUnblock(t *testing.T) {
 	assert.Equal(t, "carol@localhost was not blocked\n", mustUser(t, "", "unblock", "--data", dir, "carol@localhost"))
 
 	_, err = userRun(t, "", "unblock", "--data", dir, "nobody@localhost")
-	assert.ErrorIs(t, err, store.ErrNotFound)
+	require.Error(t, err)
+	assert.Equal(t, "user unblock: no account nobody@localhost (database "+filepath.Join(dir, "adhocd.db")+"); 'adhocd user list' shows the accounts", err.Error())
 	_, err = userRun(t, "", "unblock", "--data", dir)
 	assert.ErrorContains(t, err, "user unblock: missing JID (adhocd user unblock [flags] JID)")
 
