@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of adhocd, installing what the tests need when it is missing:
-# the third-party XMPP clients python3-slixmpp and go-sendxmpp, and chromium for the
-# cross-site request forgery test (Debian packages).
+# the third-party XMPP clients python3-slixmpp and go-sendxmpp, chromium for the
+# cross-site request forgery test and curl for the README's examples (Debian packages).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -10,6 +10,7 @@ dpkg -s python3-slixmpp >/dev/null 2>&1 || need+=(python3-slixmpp)
 command -v go-sendxmpp >/dev/null 2>&1 || need+=(go-sendxmpp)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   SUDO=""

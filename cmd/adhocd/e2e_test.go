@@ -32,6 +32,8 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
+
+	"github.com/adhocd/adhocd/transport/c2s/c2stest"
 )
 
 const e2eAdminPassword = "e2e-admin-secret"
@@ -268,8 +270,7 @@ func requireTool(t *testing.T, name, debianPackage string) string {
 	if err == nil {
 		return path
 	}
-	msg := fmt.Sprintf("%s not found: install the Debian package %s (apt-get install %s)", name, debianPackage, debianPackage)
-	t.Fatal(msg)
+	c2stest.ToolMissing(t, fmt.Sprintf("%s not found: install the Debian package %s (apt-get install %s)", name, debianPackage, debianPackage))
 	return ""
 }
 

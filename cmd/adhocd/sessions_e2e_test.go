@@ -905,7 +905,7 @@ const pusherScriptFromCmd = "../../testdata/clients/pusher_terminate.js"
 // Without node or npm, or if the install fails, the test fails.
 func requirePusherSDK(t *testing.T) string {
 	t.Helper()
-	unavailable := func(msg string) { t.Fatal(msg) }
+	unavailable := func(msg string) { c2stest.ToolMissing(t, msg) }
 	node, err := exec.LookPath("node")
 	if err != nil {
 		unavailable("node not found: install the Debian package nodejs (apt-get install nodejs npm)")

@@ -41,8 +41,7 @@ func SlixmppPython(t testing.TB) string {
 			return path
 		}
 	}
-	msg := fmt.Sprintf("no python3 among %v can import slixmpp: install the Debian package python3-slixmpp (apt-get install python3-slixmpp)", candidates)
-	t.Fatal(msg)
+	ToolMissing(t, fmt.Sprintf("no python3 among %v can import slixmpp: install the Debian package python3-slixmpp (apt-get install python3-slixmpp)", candidates))
 	return ""
 }
 
