@@ -43,9 +43,10 @@ const (
 //
 //   - An admin account (HTTP Basic or XMPP) may do anything in its domain.
 //   - A full API key lists and ends the sessions of its domain's users,
-//     blocks them and lifts their blocks; a read-only key lists them. Keys are for scripts: they
-//     read or change no account and no key, so a leaked key cannot make an
-//     admin, change a password or outlive its revocation in a key it made.
+//     blocks them and lifts their blocks; a read-only key lists them. Keys
+//     are for scripts: they read or change no account and no key, so a
+//     leaked key cannot make an admin, change a password or outlive its
+//     revocation in a key it made.
 //   - A Pusher app ends the sessions of its domain's users.
 //   - Any other account lists and ends its own sessions.
 func reachOf(c adhoc.Caller, p permission) reach {
