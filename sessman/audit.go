@@ -40,6 +40,13 @@ func (a *Accounts) audit(ctx context.Context, c adhoc.Caller, action string, tar
 	})
 	if err != nil {
 		a.log.Error().Err(err).Str("action", action).Msg("writing the audit failed")
+		if errors.Is(err, store.ErrDiskFull) {
+			return &adhoc.Error{
+				Condition: stanza.ServiceUnavailable,
+				Text:      "The server's disk is full, so the audit could not be written and nothing is acknowledged. Try again once space is freed.",
+				Err:       err,
+			}
+		}
 		return &adhoc.Error{Condition: stanza.InternalServerError, Text: "The audit log could not be written; nothing is acknowledged.", Err: err}
 	}
 	return nil

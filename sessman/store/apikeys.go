@@ -250,7 +250,7 @@ func (db *DB) RevokeAPIKey(ctx context.Context, id string) error {
 	res, err := db.sql.ExecContext(ctx,
 		`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1`, id, time.Now().UnixMilli())
 	if err != nil {
-		return wrapErr("revoke API key", id, err)
+		return wrapErr("revoke API key", id, diskFull(err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
