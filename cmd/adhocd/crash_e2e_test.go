@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -46,7 +47,7 @@ type crashAnswer struct {
 	body      []byte
 }
 
-// call sends one request as the admin; err is a transport error (the
+// crashCall sends one request as the admin; err is a transport error (the
 // server is gone), never an HTTP status.
 func (d *daemon) crashCall(method, path, body string) (crashAnswer, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), gatewayWait)
@@ -74,13 +75,7 @@ func (d *daemon) crashCall(method, path, body string) (crashAnswer, error) {
 // adhocBody is the JSON request of node with fields (var -> value).
 func adhocBody(node string, fields map[string]any) string {
 	var fs []any
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range fields {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		fs = append(fs, map[string]any{"var": k, "value": fields[k]})
 	}
 	b, err := json.Marshal(map[string]any{"command": map[string]any{"node": node, "fields": fs}})
@@ -400,7 +395,10 @@ func fill(t *testing.T, path string) {
 		}
 	}
 	// The last pages may take a smaller write.
-	for _, err := f.Write(chunk[:512]); err == nil; _, err = f.Write(chunk[:512]) {
+	for {
+		if _, err := f.Write(chunk[:512]); err != nil {
+			return
+		}
 	}
 }
 
