@@ -416,28 +416,19 @@ func (a *Accounts) Blocks(ctx context.Context) ([]store.Block, error) {
 }
 
 // CreateAPIKey creates an API key for domain and returns its secret, which
-// is not kept: only its hash is. If the audit cannot be written the key is
-// revoked again, since its secret must not be shown.
+// is not kept: only its hash is. The key and its audit entry are written in
+// one transaction, since a key whose secret was never shown must not be
+// left active: by a failed audit, or by a crash between the two.
 func (a *Accounts) CreateAPIKey(ctx context.Context, c adhoc.Caller, name, domain string, readOnly bool) (string, store.APIKey, error) {
 	access := "read-write"
 	if readOnly {
 		access = "read-only"
 	}
 	detail := fmt.Sprintf("name %q, domain %s, %s", name, domain, access)
-	secret, key, err := a.db.CreateAPIKey(ctx, name, domain, readOnly)
-	var targets []string
-	if err == nil {
-		targets = []string{key.ID}
-	}
-	if aerr := a.audited(ctx, c, "apikey-create", targets, detail, err); aerr != nil {
-		if err == nil {
-			// The secret is never shown, so the key is of no use; revoked,
-			// it does not look usable in the list either. If that fails
-			// too, the audit's error is the one to report.
-			_ = a.db.RevokeAPIKey(context.WithoutCancel(ctx), key.ID)
-			return "", store.APIKey{}, fmt.Errorf("%w (key %s revoked, its secret not shown)", aerr, key.ID)
-		}
-		return "", store.APIKey{}, aerr
+	secret, key, _, err := a.db.CreateAPIKeyAudited(ctx, name, domain, readOnly, auditEntry(c, "apikey-create", nil, "ok", detail))
+	if err != nil {
+		// Neither the key nor its entry was written: audit the failure.
+		return "", store.APIKey{}, a.audited(ctx, c, "apikey-create", nil, detail, err)
 	}
 	return secret, key, nil
 }

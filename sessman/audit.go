@@ -30,19 +30,37 @@ const auditTimeout = 5 * time.Second
 func (a *Accounts) audit(ctx context.Context, c adhoc.Caller, action string, targets []string, outcome, detail string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 	defer cancel()
+	_, err := a.db.AppendAudit(ctx, auditEntry(c, action, targets, outcome, detail))
+	if err != nil {
+		return a.auditFailed(action, err)
+	}
+	return nil
+}
+
+// auditEntry is the audit entry of an action by c.
+func auditEntry(c adhoc.Caller, action string, targets []string, outcome, detail string) session.AuditEntry {
 	name := c.Name
 	if name == "" {
 		name = c.JID.Bare().String()
 	}
-	_, err := a.db.AppendAudit(ctx, session.AuditEntry{
+	return session.AuditEntry{
 		Time: time.Now(), Actor: name, Auth: c.Auth, Action: action, Targets: targets,
 		Outcome: outcome, Detail: detail, RemoteAddr: c.RemoteAddr, Peer: c.Peer, RequestID: c.RequestID,
-	})
-	if err != nil {
-		a.log.Error().Err(err).Str("action", action).Msg("writing the audit failed")
-		return &adhoc.Error{Condition: stanza.InternalServerError, Text: "The audit log could not be written; nothing is acknowledged.", Err: err}
 	}
-	return nil
+}
+
+// auditFailed logs the failure err to write the audit of action and
+// returns the error to answer.
+func (a *Accounts) auditFailed(action string, err error) error {
+	a.log.Error().Err(err).Str("action", action).Msg("writing the audit failed")
+	if errors.Is(err, store.ErrDiskFull) {
+		return &adhoc.Error{
+			Condition: stanza.ServiceUnavailable,
+			Text:      "The server's disk is full, so the audit could not be written and nothing is acknowledged. Try again once space is freed.",
+			Err:       err,
+		}
+	}
+	return &adhoc.Error{Condition: stanza.InternalServerError, Text: "The audit log could not be written; nothing is acknowledged.", Err: err}
 }
 
 // audited records an action that ended with err, and returns err, or the

@@ -289,6 +289,8 @@ func (m *Manager) storeError(ctx context.Context, err error, users ...jid.JID) e
 		return nil
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return err
+	case errors.Is(err, store.ErrDiskFull):
+		return errDiskFull(err)
 	case errors.Is(err, store.ErrNotFound):
 		return &adhoc.Error{Condition: stanza.ItemNotFound, Text: m.missing(ctx, users), Err: err}
 	case errors.Is(err, store.ErrInvalidPassword):
@@ -299,6 +301,17 @@ func (m *Manager) storeError(ctx context.Context, err error, users ...jid.JID) e
 		}
 	}
 	return &adhoc.Error{Condition: stanza.InternalServerError, Text: "The account store failed.", Err: err}
+}
+
+// errDiskFull is the error of a write the account store refused because
+// its disk is full: the write was rolled back, so it may simply be tried
+// again once space is freed.
+func errDiskFull(err error) *adhoc.Error {
+	return &adhoc.Error{
+		Condition: stanza.ServiceUnavailable,
+		Text:      "The server's disk is full; nothing was changed. Try again once space is freed.",
+		Err:       err,
+	}
 }
 
 // missing names the first of users that has no account, for an

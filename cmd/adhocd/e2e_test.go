@@ -123,6 +123,21 @@ type daemon struct {
 	domain string
 	addrs  map[string]string // listener component (c2s, c2s-tls, http) -> address
 	exited chan struct{}     // closed once the process has exited and its output is drained
+
+	logMu  sync.Mutex
+	errors []string // the lines logged at error level, so far
+}
+
+// loggedError reports whether a line logged at error level so far holds s.
+func (d *daemon) loggedError(s string) bool {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	for _, line := range d.errors {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // startDaemon runs `adhocd serve` on loopback port 0 with data in dir and
@@ -173,8 +188,17 @@ func startDaemonEnv(t *testing.T, dir, domain string, env []string, args ...stri
 				Component  string `json:"component"`
 				ListenAddr string `json:"listen_addr"`
 				Message    string `json:"message"`
+				Level      string `json:"level"`
 			}
-			if json.Unmarshal(sc.Bytes(), &entry) != nil || addrs == nil {
+			if json.Unmarshal(sc.Bytes(), &entry) != nil {
+				continue
+			}
+			if entry.Level == "error" {
+				d.logMu.Lock()
+				d.errors = append(d.errors, sc.Text())
+				d.logMu.Unlock()
+			}
+			if addrs == nil {
 				continue
 			}
 			switch {

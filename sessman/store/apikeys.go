@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -55,6 +56,29 @@ var errKeyName = &kindError{sentinels: []error{ErrExists}, msg: "store: an activ
 // unique among the active keys (ErrExists); domain is the domain of an XMPP
 // JID, kept in its canonical form. Bad values are ErrInvalid.
 func (db *DB) CreateAPIKey(ctx context.Context, name, domain string, readOnly bool) (string, APIKey, error) {
+	return db.createAPIKey(ctx, name, domain, readOnly, nil)
+}
+
+// CreateAPIKeyAudited is CreateAPIKey that appends audit to the audit in
+// the same transaction, with the new key's ID added to its targets: a key
+// exists only with its audit entry, even after a crash, so a key whose
+// secret nobody was shown is never left active. It returns the entry's ID
+// too. The entry is not group-committed (see AppendAudit); keys are made
+// seldom.
+func (db *DB) CreateAPIKeyAudited(ctx context.Context, name, domain string, readOnly bool, audit session.AuditEntry) (string, APIKey, int64, error) {
+	if audit.Actor == "" || audit.Action == "" {
+		return "", APIKey{}, 0, fmt.Errorf("%w: an audit entry needs an actor and an action", ErrInvalid)
+	}
+	if audit.Time.IsZero() {
+		audit.Time = time.Now()
+	}
+	w := &auditWrite{entry: audit}
+	secret, key, err := db.createAPIKey(ctx, name, domain, readOnly, w)
+	return secret, key, w.id, err
+}
+
+// createAPIKey is CreateAPIKey, which also writes audit when it is not nil.
+func (db *DB) createAPIKey(ctx context.Context, name, domain string, readOnly bool, audit *auditWrite) (string, APIKey, error) {
 	if err := checkAPIKeyName(name); err != nil {
 		return "", APIKey{}, err
 	}
@@ -91,7 +115,11 @@ func (db *DB) CreateAPIKey(ctx context.Context, name, domain string, readOnly bo
 			if n, err := res.RowsAffected(); err != nil {
 				return err
 			} else if n == 1 {
-				return nil
+				if audit == nil {
+					return nil
+				}
+				audit.entry.Targets = append(slices.Clone(audit.entry.Targets), key.ID)
+				return db.insertAudit(tx, []*auditWrite{audit})
 			}
 		}
 		return errors.New("no free API key id")
@@ -250,7 +278,7 @@ func (db *DB) RevokeAPIKey(ctx context.Context, id string) error {
 	res, err := db.sql.ExecContext(ctx,
 		`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1`, id, time.Now().UnixMilli())
 	if err != nil {
-		return wrapErr("revoke API key", id, err)
+		return wrapErr("revoke API key", id, diskFull(err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {

@@ -1,5 +1,10 @@
 package store
 
+import (
+	"context"
+	"fmt"
+)
+
 // SchemaVersion is the user_version of a database Open has migrated.
 var SchemaVersion = len(migrations)
 
@@ -18,4 +23,13 @@ func (db *DB) AuditState() (queued int, writing, closed bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.queue), a.writing, a.closed
+}
+
+// LimitPages keeps the database to n pages (at least its current size),
+// so that a write beyond fails as on a full disk (SQLITE_FULL). The pool
+// is cut to one connection first, since the limit is per connection.
+func (db *DB) LimitPages(ctx context.Context, n int) error {
+	db.sql.SetMaxOpenConns(1)
+	_, err := db.sql.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", n))
+	return err
 }

@@ -9,8 +9,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"syscall"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 
 	"github.com/adhocd/adhocd/sessman/session"
 )
@@ -38,7 +39,26 @@ var (
 	// name or domain, a block of a JID without a localpart, an audit entry
 	// without actor or action, a negative audit page.
 	ErrInvalid = errors.New("store: invalid input")
+	// ErrDiskFull is returned for a write that failed because the disk of
+	// the database is full (SQLITE_FULL, ENOSPC). The write was rolled
+	// back: nothing of it is kept, and the same write may succeed once
+	// space is freed.
+	ErrDiskFull = errors.New("store: disk full")
 )
+
+// sqliteFull is SQLITE_FULL, the primary result code of a write that found
+// the disk full.
+const sqliteFull = 13
+
+// diskFull marks err with ErrDiskFull if the disk was full, and returns it
+// otherwise as it is.
+func diskFull(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqliteFull || errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("%w: %w", ErrDiskFull, err)
+	}
+	return err
+}
 
 // kindError is an error of the package with a message of its own that
 // matches one or more sentinels: errors.Is(err, ErrNotFound) holds, and the
@@ -292,20 +312,20 @@ func (db *DB) migrate(ctx context.Context) error {
 }
 
 // inTx runs fn in one transaction, committed if fn returns nil and rolled
-// back otherwise.
+// back otherwise. A disk found full is ErrDiskFull.
 func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return diskFull(fmt.Errorf("begin: %w", err))
 	}
 	if err := fn(tx); err != nil {
 		// fn's error is the one to report; the rollback of a failed
 		// transaction cannot make it worse.
 		_ = tx.Rollback()
-		return err
+		return diskFull(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return diskFull(fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }

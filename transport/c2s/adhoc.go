@@ -97,7 +97,9 @@ func (c *conn) executeCommand(iq, payload element, component jid.JID) {
 		resp, err := c.srv.commands.Execute(ctx, req)
 		if err != nil {
 			e := adhoc.AsError(err)
-			if e.Condition == stanza.InternalServerError {
+			// Our fault, or a server that cannot serve (a full disk);
+			// a service-unavailable without a cause hides an account.
+			if e.Condition == stanza.InternalServerError || e.Condition == stanza.ServiceUnavailable && e.Err != nil {
 				c.log.Error().Err(err).Str("node", req.Node).Msg("command failed")
 			}
 			c.replyCommandError(iq, e)
