@@ -57,13 +57,17 @@ func componentJID(c echo.Context) (jid.JID, error) {
 
 // responseFormat picks the answer's format (and the request body's) and
 // leaves it for the error handler.
+// A GET's Content-Type chooses the format as a POST's does (curl users
+// copying the Tigase examples send it on every request), but a GET has no
+// body to refuse: a Content-Type adhocd does not decode is ignored there
+// (and on HEAD), and ?type= and Accept decide.
 func responseFormat(c echo.Context) (codec.Format, error) {
 	h := c.Request().Header
-	contentType := h.Get(echo.HeaderContentType)
-	if c.Request().Method == http.MethodGet {
-		contentType = "" // a GET has no body to describe
+	typeParam, accept := c.QueryParam("type"), h.Get(echo.HeaderAccept)
+	f, err := codec.Negotiate(h.Get(echo.HeaderContentType), typeParam, accept)
+	if m := c.Request().Method; err != nil && (m == http.MethodGet || m == http.MethodHead) && errors.Is(err, codec.ErrUnsupportedMediaType) {
+		f, err = codec.Negotiate("", typeParam, accept)
 	}
-	f, err := codec.Negotiate(contentType, c.QueryParam("type"), h.Get(echo.HeaderAccept))
 	c.Set(formatKey, f)
 	return f, err
 }
