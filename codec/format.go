@@ -55,8 +55,9 @@ func (f Format) ContentType() string {
 var ErrUnsupportedMediaType = errors.New("codec: unsupported media type")
 
 // Negotiate picks the format of a request and its response from the request's
-// Content-Type, then the type query parameter ("json" or "xml"), then the
-// Accept header; the default is XML.
+// Content-Type, then the type query parameter ("json" or "xml", or one of
+// the media types application/json, application/xml and text/xml, as some
+// Tigase users write it), then the Accept header; the default is XML.
 // Media type parameters such as charset are ignored.
 // XML means TigaseXML here: DecodeRequest tells the dialect from the body.
 //
@@ -77,18 +78,28 @@ func Negotiate(contentType, typeParam, accept string) (Format, error) {
 			Err:       ErrUnsupportedMediaType,
 		}
 	}
-	switch strings.ToLower(strings.TrimSpace(typeParam)) {
-	case "json":
-		return TigaseJSON, ctErr
-	case "xml":
-		return TigaseXML, ctErr
-	case "":
-	default:
+	if typeParam = strings.TrimSpace(typeParam); typeParam != "" {
+		if f, ok := typeFormat(typeParam); ok {
+			return f, ctErr
+		}
 		if ctErr == nil {
-			ctErr = &adhoc.Error{Condition: stanza.BadRequest, Text: "The type parameter must be json or xml."}
+			ctErr = &adhoc.Error{Condition: stanza.BadRequest,
+				Text: "The type parameter must be json, xml, application/json, application/xml or text/xml."}
 		}
 	}
 	return acceptFormat(accept), ctErr
+}
+
+// typeFormat maps a type query parameter to a format: json, xml, or one of
+// the three media types, in any case and without parameters.
+func typeFormat(s string) (Format, bool) {
+	switch strings.ToLower(s) {
+	case "json", "application/json":
+		return TigaseJSON, true
+	case "xml", "application/xml", "text/xml":
+		return TigaseXML, true
+	}
+	return TigaseXML, false
 }
 
 // mediaFormat maps a media type to a format.

@@ -30,6 +30,13 @@ func TestNegotiate(t *testing.T) {
 		{name: "content type wins over type", givenContentType: "application/xml", givenType: "json", givenAccept: "application/json", expectFormat: codec.TigaseXML},
 		{name: "type json", givenType: "json", givenAccept: "application/xml", expectFormat: codec.TigaseJSON},
 		{name: "type xml", givenType: "XML", givenAccept: "application/json", expectFormat: codec.TigaseXML},
+		{name: "type json media type", givenType: "application/json", givenAccept: "application/xml", expectFormat: codec.TigaseJSON},
+		{name: "type json media type upper case", givenType: "Application/JSON", expectFormat: codec.TigaseJSON},
+		{name: "type xml media type", givenType: "application/xml", givenAccept: "application/json", expectFormat: codec.TigaseXML},
+		{name: "type text xml media type", givenType: "text/xml", givenAccept: "application/json", expectFormat: codec.TigaseXML},
+		{name: "content type wins over type media type", givenContentType: "application/xml", givenType: "application/json", expectFormat: codec.TigaseXML},
+		{name: "type media type with parameters", givenType: "application/json; charset=utf-8", givenAccept: "application/json", expectFormat: codec.TigaseJSON, expectBadRequest: true},
+		{name: "type other media type", givenType: "text/plain", expectFormat: codec.TigaseXML, expectBadRequest: true},
 		{name: "accept json", givenAccept: "application/json", expectFormat: codec.TigaseJSON},
 		{name: "accept xml", givenAccept: "text/xml", expectFormat: codec.TigaseXML},
 		{name: "accept by quality", givenAccept: "application/xml;q=0.5, application/json", expectFormat: codec.TigaseJSON},
@@ -56,7 +63,7 @@ func TestNegotiate(t *testing.T) {
 			case tc.expectBadRequest:
 				require.Error(t, err)
 				assert.NotErrorIs(t, err, codec.ErrUnsupportedMediaType)
-				assert.Equal(t, "The type parameter must be json or xml.", adhoc.AsError(err).Text)
+				assert.Equal(t, "The type parameter must be json, xml, application/json, application/xml or text/xml.", adhoc.AsError(err).Text)
 			default:
 				assert.NoError(t, err)
 			}

@@ -350,3 +350,55 @@ func decodeError(t *testing.T, body string) map[string]string {
 	require.NoError(t, json.Unmarshal([]byte(body), &e), body)
 	return e
 }
+
+func TestGatewayFormatNegotiation(t *testing.T) {
+	g := newGateway(t)
+	tests := []struct {
+		name         string
+		whenMethod   string
+		givenPath    string
+		givenType    string // Content-Type
+		givenAccept  string
+		expectStatus int
+		expectJSON   bool
+	}{
+		{name: "GET Content-Type json", whenMethod: http.MethodGet, givenPath: "/rest/adhoc/localhost", givenType: "application/json", expectStatus: 200, expectJSON: true},
+		{name: "GET Content-Type json wins over Accept", whenMethod: http.MethodGet, givenPath: "/rest/adhoc/localhost", givenType: "application/json; charset=utf-8", givenAccept: "application/xml", expectStatus: 200, expectJSON: true},
+		{name: "GET Content-Type xml wins over type", whenMethod: http.MethodGet, givenPath: "/rest/adhoc/localhost?type=json", givenType: "text/xml", expectStatus: 200},
+		{name: "GET other Content-Type ignored", whenMethod: http.MethodGet, givenPath: "/rest/adhoc/localhost?type=json", givenType: "application/x-www-form-urlencoded", expectStatus: 200, expectJSON: true},
+		{name: "GET other Content-Type then Accept", whenMethod: http.MethodGet, givenPath: "/rest/adhoc/localhost", givenType: "text/plain", givenAccept: "application/json", expectStatus: 200, expectJSON: true},
+		{name: "GET type application/json", whenMethod: http.MethodGet, givenPath: "/rest/adhoc/localhost?type=application/json", expectStatus: 200, expectJSON: true},
+		{name: "GET type application%2Fjson", whenMethod: http.MethodGet, givenPath: "/rest/adhoc/localhost?type=application%2Fjson", givenAccept: "application/xml", expectStatus: 200, expectJSON: true},
+		{name: "GET type application/xml", whenMethod: http.MethodGet, givenPath: "/rest/adhoc/localhost?type=application/xml", givenAccept: "application/json", expectStatus: 200},
+		{name: "GET type text/xml", whenMethod: http.MethodGet, givenPath: "/rest/adhoc/localhost?type=text/xml", givenAccept: "application/json", expectStatus: 200},
+		{name: "GET type json", whenMethod: http.MethodGet, givenPath: "/rest/adhoc/localhost?type=json", expectStatus: 200, expectJSON: true},
+		{name: "GET type unknown", whenMethod: http.MethodGet, givenPath: "/rest/adhoc/localhost?type=yaml", givenAccept: "application/json", expectStatus: 400, expectJSON: true},
+		{name: "POST text/plain is 415 in the type format", whenMethod: http.MethodPost, givenPath: "/rest/adhoc/localhost?type=application/json", givenType: "text/plain", expectStatus: 415, expectJSON: true},
+		{name: "GET 401 in the Content-Type's format", whenMethod: http.MethodGet, givenPath: "/rest/adhoc/localhost", givenType: "application/json", expectStatus: 401, expectJSON: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := call{method: tc.whenMethod, path: tc.givenPath, contentType: tc.givenType, accept: tc.givenAccept, user: "admin@localhost", password: "secret"}
+			if tc.expectStatus == 401 {
+				c.password = "wrong"
+			}
+			rec := g.do(t, c)
+			require.Equal(t, tc.expectStatus, rec.Code, rec.Body.String())
+			body := rec.Body.String()
+			if tc.expectJSON {
+				assert.Equal(t, "application/json; charset=utf-8", rec.Header().Get("Content-Type"))
+				assert.True(t, json.Valid([]byte(body)), body)
+			} else {
+				assert.Equal(t, "application/xml; charset=utf-8", rec.Header().Get("Content-Type"))
+				assert.True(t, strings.HasPrefix(body, "<"), body)
+			}
+			if tc.expectStatus == 200 {
+				if tc.expectJSON {
+					assert.Contains(t, body, `"node": "public"`)
+				} else {
+					assert.Contains(t, body, "<node>public</node>")
+				}
+			}
+		})
+	}
+}

@@ -100,6 +100,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if status == http.StatusUnauthorized {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="adhocd", charset="UTF-8"`)
 	}
+	if status == http.StatusRequestEntityTooLarge {
+		s.drainBody(c)
+	}
 	f, set := c.Get(formatKey).(codec.Format)
 	if !set {
 		// Failed before the handler chose (authentication, routing): answer

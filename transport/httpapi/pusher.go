@@ -80,8 +80,11 @@ func (s *Server) terminateConnections(c echo.Context) error {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		return pusherError(c, http.StatusTooManyRequests, "Too many failed requests; try again later.")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.BodyLimit))
+	body, err := io.ReadAll(s.body(c))
 	if err != nil {
+		if errors.As(err, new(*http.MaxBytesError)) {
+			s.drainBody(c)
+		}
 		return pusherError(c, http.StatusRequestEntityTooLarge, "Request body too large.")
 	}
 	now := s.cfg.Now()
