@@ -258,3 +258,39 @@ func TestHostileXMLCostsBoundedMemory(t *testing.T) {
 		}
 	}
 }
+
+func TestHostileXMLBeforeTheStreamHeader(t *testing.T) {
+	header := `<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'`
+	tests := []struct {
+		name       string
+		given      string
+		expectCond string
+		expectText string
+	}{
+		{"doctype", `<?xml version='1.0'?><!DOCTYPE stream:stream [<!ENTITY lol "lol">]>` + header + `>`, "restricted-xml", "DTD"},
+		{"comment", `<!-- hi -->` + header + `>`, "restricted-xml", "Comments"},
+		{"1 MiB comment", `<!--` + strings.Repeat("x", 1<<20) + `-->` + header + `>`, "policy-violation", "262144"},
+		{"processing instruction", `<?evil?>` + header + `>`, "restricted-xml", "Processing instructions"},
+		{"1 MiB of whitespace", strings.Repeat(" ", 1<<20) + header + `>`, "policy-violation", "262144"},
+		{"1 MiB attribute in the header", header + ` a='` + strings.Repeat("x", 1<<20) + `'>`, "policy-violation", "262144"},
+		{"10000 attributes in the header", header + strings.Repeat(" a=''", 10000) + `>`, "policy-violation", "attributes"},
+		{"entity reference in the header", header + ` id='&xxe;'>`, "restricted-xml", "Entity references"},
+		{"NUL", "\x00" + header + `>`, "not-well-formed", "not well-formed"},
+	}
+	e := newEnv(t)
+	witness := e.connect(t, e.addUser(t, "bob", "pw"), "pw", "witness")
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, directTLS := range []bool{false, true} {
+				c := e.dialRaw(t, directTLS)
+				wait := c.sendHostile([]byte(tc.given))
+				cond, text := c.expectStreamError()
+				assert.Equal(t, tc.expectCond, cond, "text %q", text)
+				assert.Contains(t, text, tc.expectText)
+				c.expectClosed()
+				wait()
+			}
+			witness.witness(t, "bob@localhost/witness", i)
+		})
+	}
+}
