@@ -81,6 +81,8 @@ func hostileInputs() []hostileInput {
 			expectCond: "not-well-formed", expectText: "U+0000"},
 		{name: "NUL in a name", given: "<mess\x00age/>",
 			expectCond: "not-well-formed", expectText: "not well-formed"},
+		{name: "a name that is not an NCName", given: "<message to='x@localhost'><p:0 xmlns:p='urn:x'/></message>",
+			expectCond: "not-well-formed", expectText: "not a valid XML name"},
 		{name: "a stanza just over the limit", given: overLimit(strings.Repeat("x", defaultMaxStanza-wrapper+1)),
 			expectCond: "policy-violation", expectText: "262144", expectMemory: true},
 	}

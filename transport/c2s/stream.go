@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 )
@@ -63,8 +64,19 @@ const (
 	maxAttrs = 128 // attributes of one start tag, namespace declarations included
 )
 
-// checkStart enforces maxDepth and maxAttrs on a start tag at depth.
+// checkStart enforces maxDepth and maxAttrs on a start tag at depth, and
+// checks its names: encoding/xml accepts a local name that is not an
+// NCName after a prefix (<p:0/>), which the stanza's recipient could not
+// parse once it is forwarded without the prefix.
 func checkStart(t xml.StartElement, depth int) error {
+	if !isNCName(t.Name.Local) {
+		return newStreamErr("not-well-formed", "An element name is not a valid XML name.")
+	}
+	for _, a := range t.Attr {
+		if !isNCName(a.Name.Local) {
+			return newStreamErr("not-well-formed", "An attribute name is not a valid XML name.")
+		}
+	}
 	if depth > maxDepth {
 		return newStreamErr("policy-violation", fmt.Sprintf("Elements are nested deeper than the limit of %d levels.", maxDepth))
 	}
@@ -72,6 +84,22 @@ func checkStart(t xml.StartElement, depth int) error {
 		return newStreamErr("policy-violation", fmt.Sprintf("An element has more than the limit of %d attributes.", maxAttrs))
 	}
 	return nil
+}
+
+// isNCName reports whether a name the decoder accepted is an NCName: not
+// empty, without a colon, and not starting with a character that may only
+// follow the first (XML 1.0 NameChar minus NameStartChar).
+func isNCName(s string) bool {
+	if s == "" || strings.IndexByte(s, ':') >= 0 {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(s)
+	switch {
+	case r >= '0' && r <= '9', r == '-', r == '.', r == 0xB7,
+		r >= 0x300 && r <= 0x36F, r == 0x203F, r == 0x2040:
+		return false
+	}
+	return true
 }
 
 // readHeader reads the client's stream header (or RFC 7395 <open/>), checks
