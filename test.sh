@@ -36,3 +36,7 @@ go test -race -count=1 -timeout 8m ./...
 for target in FuzzDecodeTigaseXML FuzzDecodeTigaseJSON FuzzDecodeNative; do
   go test -run '^$' -fuzz "^${target}\$" -fuzztime 150000x ./codec
 done
+# The c2s stream reader and the SASL/SCRAM message parsers, likewise.
+for target in FuzzStreamReader FuzzSCRAMClientMessages; do
+  go test -run '^$' -fuzz "^${target}\$" -fuzztime 20000x ./transport/c2s
+done

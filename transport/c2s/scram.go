@@ -29,30 +29,17 @@ func (c *conn) scram(ex *saslExchange, mech string, clientFirst []byte) (jid.JID
 	if mech == "SCRAM-SHA-1" {
 		hashName, newHash = "SHA-1", sha1.New
 	}
-	malformed := func(why string) error {
-		return &saslFailure{condition: "malformed-request", text: "SCRAM: " + why}
-	}
 	if clientFirst == nil {
 		var err error
 		if clientFirst, err = ex.challenge(nil); err != nil {
 			return jid.JID{}, err
 		}
 	}
-
-	// client-first-message = gs2-header client-first-message-bare
-	gs2Header, bare, ok := splitGS2(string(clientFirst))
-	if !ok {
-		return jid.JID{}, malformed("bad GS2 header")
+	first, err := parseClientFirst(string(clientFirst))
+	if err != nil {
+		return jid.JID{}, err
 	}
-	attrs := strings.Split(bare, ",")
-	if len(attrs) < 2 || !strings.HasPrefix(attrs[0], "n=") || !strings.HasPrefix(attrs[1], "r=") || len(attrs[1]) < 3 {
-		return jid.JID{}, malformed("expected n=user,r=nonce")
-	}
-	username, ok := unescapeSASLName(attrs[0][2:])
-	if !ok {
-		return jid.JID{}, malformed("bad username encoding")
-	}
-	user, err := c.userJID(username, gs2Authzid(gs2Header))
+	user, err := c.userJID(first.username, first.authzid)
 	if err != nil {
 		return jid.JID{}, err
 	}
@@ -71,33 +58,19 @@ func (c *conn) scram(ex *saslExchange, mech string, clientFirst []byte) (jid.JID
 
 	var nonce [18]byte
 	_, _ = rand.Read(nonce[:]) // crypto/rand.Read never fails (Go 1.24+)
-	fullNonce := attrs[1][2:] + base64.RawStdEncoding.EncodeToString(nonce[:])
+	fullNonce := first.nonce + base64.RawStdEncoding.EncodeToString(nonce[:])
 	serverFirst := "r=" + fullNonce + ",s=" + base64.StdEncoding.EncodeToString(keys.Salt) + ",i=" + strconv.Itoa(keys.Iterations)
 
 	clientFinal, err := ex.challenge([]byte(serverFirst))
 	if err != nil {
 		return jid.JID{}, err
 	}
-	// client-final-message = c=cbind,r=nonce[,extensions],p=proof
-	final := string(clientFinal)
-	i := strings.LastIndex(final, ",p=")
-	if i < 0 {
-		return jid.JID{}, malformed("missing proof")
-	}
-	withoutProof, proofB64 := final[:i], final[i+3:]
-	fattrs := strings.Split(withoutProof, ",")
-	if len(fattrs) < 2 || fattrs[0] != "c="+base64.StdEncoding.EncodeToString([]byte(gs2Header)) {
-		return jid.JID{}, malformed("channel binding data does not match the GS2 header")
-	}
-	if fattrs[1] != "r="+fullNonce {
-		return jid.JID{}, malformed("nonce mismatch")
-	}
-	proof, err := base64.StdEncoding.DecodeString(proofB64)
-	if err != nil || len(proof) != newHash().Size() {
-		return jid.JID{}, malformed("bad proof")
+	withoutProof, proof, err := parseClientFinal(string(clientFinal), first.gs2Header, fullNonce, newHash().Size())
+	if err != nil {
+		return jid.JID{}, err
 	}
 
-	authMessage := []byte(bare + "," + serverFirst + "," + withoutProof)
+	authMessage := []byte(first.bare + "," + serverFirst + "," + withoutProof)
 	clientSignature := hmacSum(newHash, keys.StoredKey, authMessage)
 	clientKey := make([]byte, len(proof))
 	subtle.XORBytes(clientKey, proof, clientSignature)
@@ -114,6 +87,64 @@ func (c *conn) scram(ex *saslExchange, mech string, clientFirst []byte) (jid.JID
 	var w xmlWriter
 	w.elem("success", success, "xmlns", nsSASL)
 	return user, c.out.write(w.bytes())
+}
+
+// scramFirst is a parsed client-first-message.
+type scramFirst struct {
+	gs2Header string // "n,," or "y,a=authzid,", as sent
+	bare      string // client-first-message-bare, part of the AuthMessage
+	username  string // unescaped
+	authzid   string // unescaped; "" if none
+	nonce     string // the client's part of the nonce
+}
+
+// malformedSCRAM is the failure for a message that does not parse.
+func malformedSCRAM(why string) error {
+	return &saslFailure{condition: "malformed-request", text: "SCRAM: " + why}
+}
+
+// parseClientFirst parses a client-first-message (RFC 5802 §7):
+// gs2-header client-first-message-bare.
+func parseClientFirst(msg string) (scramFirst, error) {
+	gs2Header, bare, ok := splitGS2(msg)
+	if !ok {
+		return scramFirst{}, malformedSCRAM("bad GS2 header")
+	}
+	attrs := strings.Split(bare, ",")
+	if len(attrs) < 2 || !strings.HasPrefix(attrs[0], "n=") || !strings.HasPrefix(attrs[1], "r=") || len(attrs[1]) < 3 {
+		return scramFirst{}, malformedSCRAM("expected n=user,r=nonce")
+	}
+	username, ok := unescapeSASLName(attrs[0][2:])
+	if !ok {
+		return scramFirst{}, malformedSCRAM("bad username encoding")
+	}
+	return scramFirst{gs2Header: gs2Header, bare: bare, username: username,
+		authzid: gs2Authzid(gs2Header), nonce: attrs[1][2:]}, nil
+}
+
+// parseClientFinal parses a client-final-message (RFC 5802 §7),
+// c=cbind,r=nonce[,extensions],p=proof, and checks it against the
+// exchange: the channel binding data must repeat gs2Header, the nonce must
+// be fullNonce and the proof proofLen bytes. It returns the message
+// without its proof (part of the AuthMessage) and the decoded proof.
+func parseClientFinal(msg, gs2Header, fullNonce string, proofLen int) (withoutProof string, proof []byte, err error) {
+	i := strings.LastIndex(msg, ",p=")
+	if i < 0 {
+		return "", nil, malformedSCRAM("missing proof")
+	}
+	withoutProof, proofB64 := msg[:i], msg[i+3:]
+	attrs := strings.Split(withoutProof, ",")
+	if len(attrs) < 2 || attrs[0] != "c="+base64.StdEncoding.EncodeToString([]byte(gs2Header)) {
+		return "", nil, malformedSCRAM("channel binding data does not match the GS2 header")
+	}
+	if attrs[1] != "r="+fullNonce {
+		return "", nil, malformedSCRAM("nonce mismatch")
+	}
+	proof, err = base64.StdEncoding.DecodeString(proofB64)
+	if err != nil || len(proof) != proofLen {
+		return "", nil, malformedSCRAM("bad proof")
+	}
+	return withoutProof, proof, nil
 }
 
 // splitGS2 splits "gs2-cbind-flag,[a=authzid]," from the bare message. We do

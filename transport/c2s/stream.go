@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 )
@@ -37,10 +38,68 @@ func (c *conn) streamErrorFor(err error) *streamErr {
 		return &streamErr{"connection-timeout", "The connection was idle for too long."}
 	case errors.As(err, &syn) && syn.Msg == "unexpected EOF":
 		return nil // the client hung up mid-stream
+	case errors.As(err, &syn) && isEntityReference(syn.Msg):
+		return &streamErr{"restricted-xml", "Entity references other than the five predefined ones are not allowed."}
 	case errors.As(err, &syn):
 		return &streamErr{"not-well-formed", "The XML is not well-formed: " + syn.Msg}
 	}
 	return nil
+}
+
+// isEntityReference reports encoding/xml's error for a reference to an
+// entity it does not know ("invalid character entity &name;"). RFC 6120
+// §11.1 restricts those; a bad character reference (&#0;) is not
+// well-formed.
+func isEntityReference(msg string) bool {
+	rest, ok := strings.CutPrefix(msg, "invalid character entity &")
+	return ok && !strings.HasPrefix(rest, "#")
+}
+
+// Limits on the shape of what a client sends, beside MaxStanzaSize: the
+// decoder keeps a stack entry per open element and every attribute of a
+// start tag at once, so both are bounded well below what the size limit
+// allows.
+const (
+	maxDepth = 256 // nesting levels of a stanza, the stanza itself included
+	maxAttrs = 128 // attributes of one start tag, namespace declarations included
+)
+
+// checkStart enforces maxDepth and maxAttrs on a start tag at depth, and
+// checks its names: encoding/xml accepts a local name that is not an
+// NCName after a prefix (<p:0/>), which the stanza's recipient could not
+// parse once it is forwarded without the prefix.
+func checkStart(t xml.StartElement, depth int) error {
+	if !isNCName(t.Name.Local) {
+		return newStreamErr("not-well-formed", "An element name is not a valid XML name.")
+	}
+	for _, a := range t.Attr {
+		if !isNCName(a.Name.Local) {
+			return newStreamErr("not-well-formed", "An attribute name is not a valid XML name.")
+		}
+	}
+	if depth > maxDepth {
+		return newStreamErr("policy-violation", fmt.Sprintf("Elements are nested deeper than the limit of %d levels.", maxDepth))
+	}
+	if len(t.Attr) > maxAttrs {
+		return newStreamErr("policy-violation", fmt.Sprintf("An element has more than the limit of %d attributes.", maxAttrs))
+	}
+	return nil
+}
+
+// isNCName reports whether a name the decoder accepted is an NCName: not
+// empty, without a colon, and not starting with a character that may only
+// follow the first (XML 1.0 NameChar minus NameStartChar).
+func isNCName(s string) bool {
+	if s == "" || strings.IndexByte(s, ':') >= 0 {
+		return false
+	}
+	r, _ := utf8.DecodeRuneInString(s)
+	switch {
+	case r >= '0' && r <= '9', r == '-', r == '.', r == 0xB7,
+		r >= 0x300 && r <= 0x36F, r == 0x203F, r == 0x2040:
+		return false
+	}
+	return true
 }
 
 // readHeader reads the client's stream header (or RFC 7395 <open/>), checks
@@ -57,17 +116,35 @@ func (c *conn) readHeader() error {
 		}
 		start = el.start()
 	} else {
-		for {
+		// Only the XML declaration and whitespace may come before the
+		// header, which is bounded like a stanza.
+		max := c.srv.cfg.MaxStanzaSize
+		offset := c.dec.InputOffset()
+		c.in.limit = c.in.n + max + readBufferSize
+		for start.Name.Local == "" {
 			tok, err := c.dec.Token()
 			if err != nil {
 				return err
 			}
-			if t, ok := tok.(xml.StartElement); ok {
-				start = t.Copy()
-				break
+			if c.dec.InputOffset()-offset > max {
+				return errTooLarge
 			}
-			if t, ok := tok.(xml.CharData); ok && len(strings.TrimSpace(string(t))) != 0 {
-				return newStreamErr("not-well-formed", "Text before the stream header.")
+			switch t := tok.(type) {
+			case xml.StartElement:
+				if err := checkStart(t, 1); err != nil {
+					return err
+				}
+				start = t.Copy()
+			case xml.CharData:
+				if len(strings.TrimSpace(string(t))) != 0 {
+					return newStreamErr("not-well-formed", "Text before the stream header.")
+				}
+			case xml.ProcInst:
+				if t.Target != "xml" {
+					return newStreamErr("restricted-xml", "Processing instructions are not allowed.")
+				}
+			case xml.Comment, xml.Directive:
+				return newStreamErr("restricted-xml", "Comments and DTDs are not allowed.")
 			}
 		}
 		if start.Name.Space != nsStream || start.Name.Local != "stream" {
@@ -184,6 +261,9 @@ func (c *conn) readElement() (element, error) {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
+			if err := checkStart(t, depth); err != nil {
+				return nil, err
+			}
 			t = t.Copy()
 			if c.framed && t.Name.Space == "" {
 				// A frame stands alone, so it has no stream default namespace

@@ -29,7 +29,11 @@ func (s *Server) WebSocketHandler() http.Handler {
 		if err != nil {
 			return // Upgrade has answered the client
 		}
-		ws.SetReadLimit(s.cfg.MaxStanzaSize)
+		// The stanza size limit is enforced by the connection's input
+		// reader, which answers a frame over it with a stream error; the
+		// message limit is only a backstop past that point (the library
+		// answers it with a bare close frame 1009, no stream error).
+		ws.SetReadLimit(2*s.cfg.MaxStanzaSize + 4*readBufferSize)
 		remote, err := net.ResolveTCPAddr("tcp", r.RemoteAddr)
 		var addr net.Addr = remote
 		if err != nil {
