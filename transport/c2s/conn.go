@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +60,9 @@ type conn struct {
 	user       jid.JID // after SASL: the bare JID
 	addr       jid.JID // after bind: the full JID
 	boundAt    time.Time
+
+	counted   bool // counted as unauthenticated under countedAs (Server.unauth)
+	countedAs netip.Addr
 
 	lastActive atomic.Int64 // unix nanoseconds
 	presence   atomic.Uint32

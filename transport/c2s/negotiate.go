@@ -22,6 +22,24 @@ func (c *conn) serve() {
 	c.teardown(err)
 }
 
+// refuseText is what a connection over the per-address limit of
+// unauthenticated connections is told.
+const refuseText = "Too many connections from your address are not yet logged in; try again later."
+
+// refuse answers a connection over the per-address limit without reading
+// it: our stream header (or <open/>), <policy-violation/> with refuseText,
+// and the end of the stream (RFC 6120 §4.9.1.1 allows a stream error
+// before TLS). Teardown then waits at most KickGrace for the client to
+// close; it logs the refusal.
+// Direct TLS is not refused this way: see Server.start.
+func (c *conn) refuse() {
+	if err := c.sock.SetDeadline(time.Now().Add(c.srv.cfg.KickGrace)); err != nil {
+		_ = c.sock.Close()
+		return
+	}
+	c.teardown(newStreamErr("policy-violation", refuseText))
+}
+
 // negotiate takes the stream from its header to a bound resource
 // (RFC 6120 §5, §6, §7).
 func (c *conn) negotiate() error {

@@ -97,6 +97,7 @@ func (c *conn) negotiateSASL() error {
 			return err
 		}
 		c.user = user
+		c.srv.uncount(c)
 		c.srv.failures.SucceedLogin(user.String(), c.remote.String())
 		c.log = c.log.With().Stringer("jid", user).Logger()
 		if err := c.srv.accounts.RecordLogin(context.Background(), user, time.Now()); err != nil {

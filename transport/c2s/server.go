@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"syscall"
 	"time"
@@ -31,6 +32,11 @@ type Config struct {
 	KickGrace          time.Duration // wait for an ended client to close its side; default 2s
 	MaxAuthFailures    int           // failed SASL attempts before the connection is closed; default 3
 	CommandTimeout     time.Duration // deadline of an in-band ad-hoc command; default 10s
+	// MaxUnauthenticatedPerAddress bounds the connections from one IP
+	// address that have not authenticated yet (SASL success), counted
+	// across the STARTTLS port, direct TLS and WebSocket together; one over
+	// it is refused (see refuse). Default 64; negative: no limit.
+	MaxUnauthenticatedPerAddress int
 	// FakeSaltKey keys the fake SCRAM salts of unknown users. It must be
 	// the same on every node and across restarts, or probing would tell
 	// unknown users (whose salt changed) from real ones (whose salt did
@@ -59,6 +65,9 @@ func (cfg *Config) setDefaults() {
 	def(&cfg.CommandTimeout, 10*time.Second)
 	if cfg.MaxAuthFailures <= 0 {
 		cfg.MaxAuthFailures = 3
+	}
+	if cfg.MaxUnauthenticatedPerAddress == 0 {
+		cfg.MaxUnauthenticatedPerAddress = 64
 	}
 	if len(cfg.FakeSaltKey) == 0 {
 		cfg.FakeSaltKey = make([]byte, 32)
@@ -103,6 +112,7 @@ type Server struct {
 	closed    bool
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	unauth    map[netip.Addr]int // connections not yet authenticated, per address
 }
 
 // New returns a Server. It accepts nothing until Serve is called.
@@ -120,6 +130,7 @@ func New(cfg Config, deps Deps) *Server {
 		log:       deps.Logger.With().Str("component", "c2s").Logger(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		unauth:    make(map[netip.Addr]int),
 	}
 }
 
@@ -167,7 +178,8 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 	}
 }
 
-// start runs a connection in its own goroutine.
+// start runs a connection in its own goroutine. A connection over the
+// per-address limit of unauthenticated connections is refused instead.
 func (s *Server) start(nc net.Conn, transport string, remote net.Addr, secure bool) *conn {
 	c := newConn(s, nc, transport, remote)
 	c.secure = c.secure || secure
@@ -177,17 +189,71 @@ func (s *Server) start(nc net.Conn, transport string, remote net.Addr, secure bo
 		_ = nc.Close()
 		return nil
 	}
+	refused := !s.countUnauthLocked(c)
+	if refused && transport == TransportTLS {
+		s.mu.Unlock()
+		// Nothing can be said before the handshake, and a handshake is
+		// what the flood costs us: hang up at once.
+		c.log.Warn().Msg("too many unauthenticated connections from the address, hanging up")
+		_ = c.sock.Close()
+		return nil
+	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		c.serve()
+		if refused {
+			c.refuse()
+		} else {
+			c.serve()
+		}
+		s.uncount(c)
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 	}()
 	return c
+}
+
+// addrKey is the address a connection is counted under.
+func addrKey(a net.Addr) (netip.Addr, bool) {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, ok := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap(), ok
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	return ap.Addr().Unmap(), err == nil
+}
+
+// countUnauthLocked counts c as unauthenticated under its address, unless
+// that address is at the limit: then it reports false.
+func (s *Server) countUnauthLocked(c *conn) bool {
+	limit := s.cfg.MaxUnauthenticatedPerAddress
+	ip, ok := addrKey(c.remote)
+	if limit < 0 || !ok {
+		return true
+	}
+	if s.unauth[ip] >= limit {
+		return false
+	}
+	s.unauth[ip]++
+	c.counted, c.countedAs = true, ip
+	return true
+}
+
+// uncount stops counting c as unauthenticated: at SASL success, and when
+// it ends. Only the connection's goroutine calls it; it is idempotent.
+func (s *Server) uncount(c *conn) {
+	if !c.counted {
+		return
+	}
+	c.counted = false
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unauth[c.countedAs]--; s.unauth[c.countedAs] <= 0 {
+		delete(s.unauth, c.countedAs)
+	}
 }
 
 // Close stops accepting, ends every bound session with <system-shutdown/>

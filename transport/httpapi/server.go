@@ -61,6 +61,13 @@ type Config struct {
 	CommandTimeout time.Duration
 	// ReadHeaderTimeout bounds how long a client may take to send headers; default 10s.
 	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds how long a client may take to send a whole
+	// request, headers and body; default 30s. A WebSocket is not bound by
+	// it once upgraded: the XMPP listener sets its own deadlines.
+	ReadTimeout time.Duration
+	// IdleTimeout bounds how long a kept-alive connection may wait for its
+	// next request; default 2m.
+	IdleTimeout time.Duration
 	// TrustedProxies are the networks of the reverse proxies whose
 	// X-Forwarded-For names the client. Without them the client is the
 	// network peer, and X-Forwarded-For is ignored.
@@ -80,6 +87,12 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 30 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 2 * time.Minute
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -109,9 +122,10 @@ func New(cfg Config, logger zerolog.Logger) *Server {
 	e.HideBanner = true
 	e.HidePort = true
 	s := &Server{
-		cfg:        cfg,
-		echo:       e,
-		srv:        &http.Server{Handler: e, ReadHeaderTimeout: cfg.ReadHeaderTimeout},
+		cfg:  cfg,
+		echo: e,
+		srv: &http.Server{Handler: e, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			ReadTimeout: cfg.ReadTimeout, IdleTimeout: cfg.IdleTimeout},
 		log:        logger.With().Str("component", "http").Logger(),
 		pusherApps: make(map[string]PusherApp, len(cfg.PusherApps)),
 	}
