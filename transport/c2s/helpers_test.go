@@ -46,8 +46,9 @@ type env struct {
 	db       *store.DB
 	accounts *sessman.Accounts
 	cmds     *adhoc.Registry
-	addr     string // STARTTLS
-	tlsAddr  string // direct TLS
+	manager  *sessman.Manager // the session service, for an HTTP API beside the listener
+	addr     string           // STARTTLS
+	tlsAddr  string           // direct TLS
 	wsURL    string
 	client   *tls.Config
 }
@@ -77,7 +78,7 @@ func newEnvWith(t *testing.T, failures *limit.Failures, configure ...func(*c2s.C
 	require.NoError(t, manager.Register(cmds))
 	srv := c2s.New(cfg, c2s.Deps{Accounts: accounts, Registry: reg, Commands: cmds, Failures: failures, Logger: logger})
 
-	e := &env{srv: srv, reg: reg, db: db, accounts: accounts, cmds: cmds, client: clientTLS}
+	e := &env{srv: srv, reg: reg, db: db, accounts: accounts, cmds: cmds, manager: manager, client: clientTLS}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	tln, err := net.Listen("tcp", "127.0.0.1:0")

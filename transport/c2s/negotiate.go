@@ -95,10 +95,13 @@ func (c *conn) negotiateTLS() error {
 	// Some clients (go-sendxmpp) send a newline after <starttls/>; it may
 	// even arrive after <proceed/>, so it is skipped on the socket too.
 	tc := tls.Server(&skipLeadingSpace{Conn: c.sock}, c.srv.cfg.TLS)
+	// From here on nothing is written in plain text: if the handshake
+	// fails (or stalls past the deadline), teardown's writes fail on tc
+	// and the socket is simply closed.
+	c.nc = tc
 	if err := tc.Handshake(); err != nil {
 		return err
 	}
-	c.nc = tc
 	c.secure = true
 	c.rd.Reset(c.in)
 	return nil

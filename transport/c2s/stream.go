@@ -34,7 +34,7 @@ func (c *conn) streamErrorFor(err error) *streamErr {
 		return se
 	case errors.Is(err, errTooLarge):
 		return &streamErr{"policy-violation", fmt.Sprintf("A stanza is larger than the limit of %d bytes.", c.srv.cfg.MaxStanzaSize)}
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case isTimeout(err):
 		return &streamErr{"connection-timeout", "The connection was idle for too long."}
 	case errors.As(err, &syn) && syn.Msg == "unexpected EOF":
 		return nil // the client hung up mid-stream
@@ -44,6 +44,14 @@ func (c *conn) streamErrorFor(err error) *streamErr {
 		return &streamErr{"not-well-formed", "The XML is not well-formed: " + syn.Msg}
 	}
 	return nil
+}
+
+// isTimeout reports a read that ran past its deadline. gorilla/websocket
+// replaces the socket's error with one of its own that only says Timeout(),
+// so os.ErrDeadlineExceeded alone would miss a silent WebSocket.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // isEntityReference reports encoding/xml's error for a reference to an
