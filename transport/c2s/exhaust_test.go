@@ -34,24 +34,43 @@ const stallTimeout = 300 * time.Millisecond
 // header announcing 512 bytes, and the first bytes of the message.
 var halfClientHello = []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x00, 0x00}
 
-// goroutineBaseline waits for the goroutine count to settle after setup and
-// returns it.
+// goroutineBaseline waits for the goroutine count to stay the same for
+// two polls after setup, and returns it.
 func goroutineBaseline(t *testing.T) int {
 	t.Helper()
-	n := runtime.NumGoroutine()
-	require.Eventually(t, func() bool {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(5 * time.Second)
+	for n := runtime.NumGoroutine(); ; {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("the goroutine count does not settle: %d", runtime.NumGoroutine())
+		}
 		m := runtime.NumGoroutine()
-		defer func() { n = m }()
-		return m == n
-	}, 5*time.Second, 20*time.Millisecond)
-	return n
+		if m == n {
+			return n
+		}
+		n = m
+	}
 }
 
-// waitGoroutines waits until the goroutine count is back at baseline.
+// waitGoroutines polls until the goroutine count is back at baseline, for
+// at most 5s. It polls itself: testify's Eventually runs its condition in a
+// goroutine of its own, which would be counted.
 func waitGoroutines(t *testing.T, baseline int) {
 	t.Helper()
-	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= baseline }, 5*time.Second, 10*time.Millisecond,
-		"goroutines: %d, baseline %d", runtime.NumGoroutine(), baseline)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(5 * time.Second)
+	for runtime.NumGoroutine() > baseline {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			buf := make([]byte, 1<<20)
+			t.Fatalf("goroutines: %d, baseline %d\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+		}
+	}
 }
 
 // openFiles counts this process's file descriptors.
