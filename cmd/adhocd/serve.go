@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -39,6 +40,7 @@ type serveConfig struct {
 	idleTimeout         time.Duration
 	writeTimeout        time.Duration
 	commandTimeout      time.Duration
+	maxUnauthPerAddr    int
 	bodyLimit           int64
 	pusherApps          []httpapi.PusherApp
 	callerRate          float64
@@ -73,6 +75,7 @@ func defineServeFlags(fs *flag.FlagSet, f *serveFlags) {
 	fs.StringVar(&f.level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Int64Var(&cfg.maxStanza, "max-stanza", 256<<10, "largest stanza a client may send, in bytes; over it the stream ends with <policy-violation/>")
 	fs.DurationVar(&cfg.negotiationTimeout, "negotiation-timeout", 30*time.Second, "time a client has from connecting to binding a resource")
+	fs.IntVar(&cfg.maxUnauthPerAddr, "max-unauthenticated-per-address", 64, "client connections one IP address may hold before logging in, over the c2s ports and WebSocket together; over it a connection is refused with <policy-violation/> (0: no limit)")
 	fs.DurationVar(&cfg.idleTimeout, "idle-timeout", 5*time.Minute, "silence after which a client is pinged (and dropped if it stays silent 30s more)")
 	fs.DurationVar(&cfg.writeTimeout, "write-timeout", 10*time.Second, "a client that does not read for this long is dropped")
 	fs.DurationVar(&cfg.commandTimeout, "command-timeout", 10*time.Second, "deadline of every ad-hoc command (over HTTP or in-band) and every call of the session API")
@@ -246,10 +249,12 @@ func serve(ctx context.Context, cfg serveConfig, stdout io.Writer, log zerolog.L
 		TLS:                tlsConfig,
 		MaxStanzaSize:      cfg.maxStanza,
 		NegotiationTimeout: cfg.negotiationTimeout,
-		IdleTimeout:        cfg.idleTimeout,
-		WriteTimeout:       cfg.writeTimeout,
-		CommandTimeout:     cfg.commandTimeout,
-		FakeSaltKey:        fakeSaltKey,
+		// c2s takes 0 for its default and a negative value for no limit.
+		MaxUnauthenticatedPerAddress: cmp.Or(max(cfg.maxUnauthPerAddr, 0), -1),
+		IdleTimeout:                  cfg.idleTimeout,
+		WriteTimeout:                 cfg.writeTimeout,
+		CommandTimeout:               cfg.commandTimeout,
+		FakeSaltKey:                  fakeSaltKey,
 	}, c2s.Deps{
 		Accounts: accounts,
 		Registry: reg,
