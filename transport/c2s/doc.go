@@ -45,6 +45,27 @@
 // is not empty, so a slow client never blocks the session that sends to it:
 // it is dropped when its queue overflows or a write misses its deadline.
 //
+// # Connections not logged in
+//
+// From its first byte to its bound resource a connection has
+// Config.NegotiationTimeout, a deadline on the socket itself, so that it
+// bounds every phase alike: a silent socket, a TLS handshake left half way,
+// a stream header never finished, a SASL exchange abandoned after the
+// server's challenge, an upgraded WebSocket that never opens its stream.
+// Where a stream is open the client is sent <connection-timeout/>; once TLS
+// has started (direct TLS, or after <proceed/>) and not finished, the
+// socket is simply closed.
+//
+// At most Config.MaxUnauthenticatedPerAddress connections of one IP address
+// may be there at once, counted across the STARTTLS port, direct TLS and
+// WebSocket (after the upgrade, under the address the HTTP server names);
+// a connection stops counting at SASL success or when it ends. The next one
+// is refused without being read: on the STARTTLS port and WebSocket with
+// our stream header, <policy-violation/> and a text saying why, which RFC
+// 6120 §4.9.1.1 allows before TLS; on direct TLS nothing can be said before
+// a handshake, and the handshake is the cost a flood imposes, so the socket
+// is closed at once.
+//
 // # Ending a stream
 //
 // A stream ends with a stream error, with the client's </stream:stream> or

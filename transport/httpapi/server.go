@@ -62,8 +62,11 @@ type Config struct {
 	// ReadHeaderTimeout bounds how long a client may take to send headers; default 10s.
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout bounds how long a client may take to send a whole
-	// request, headers and body; default 30s. A WebSocket is not bound by
-	// it once upgraded: the XMPP listener sets its own deadlines.
+	// request, headers and body, counted from its first byte. net/http also
+	// cancels the context of a request still running when it passes, so it
+	// must be longer than any handler runs: default ReadHeaderTimeout +
+	// CommandTimeout + 10s, at least 30s. A WebSocket is not bound by it
+	// once upgraded: the XMPP listener sets its own deadlines.
 	ReadTimeout time.Duration
 	// IdleTimeout bounds how long a kept-alive connection may wait for its
 	// next request; default 2m.
@@ -89,7 +92,7 @@ func (cfg *Config) setDefaults() {
 		cfg.ReadHeaderTimeout = 10 * time.Second
 	}
 	if cfg.ReadTimeout <= 0 {
-		cfg.ReadTimeout = 30 * time.Second
+		cfg.ReadTimeout = max(30*time.Second, cfg.ReadHeaderTimeout+cfg.CommandTimeout+10*time.Second)
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 2 * time.Minute
