@@ -44,12 +44,17 @@ func (c *churnConn) send(s string) error {
 	return err
 }
 
-// next reads the next top-level element, skipping stream headers; the end
-// of the stream is io.EOF.
+// next reads the next top-level element within 10s.
 func (c *churnConn) next() (node, error) {
 	if err := c.conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		return node{}, err
 	}
+	return c.read()
+}
+
+// read reads the next top-level element, skipping stream headers; the end
+// of the stream is io.EOF.
+func (c *churnConn) read() (node, error) {
 	for {
 		tok, err := c.dec.Token()
 		if err != nil {
@@ -139,16 +144,19 @@ func (c *churnConn) negotiate(cfg *tls.Config, user jid.JID, password, resource 
 
 // watch reads c in the background until the read fails, as a client that
 // stays online does; a polite one answers a stream error with the end of its
-// stream. done is closed when the read failed: the server ended the session.
+// stream. When the read failed (the server ended the session), it closes
+// the socket and then done. Reads have no deadline: a session that stays
+// online may be idle for as long as the test runs.
 func (c *churnConn) watch(polite bool) {
 	c.done = make(chan struct{})
 	go func() {
 		defer close(c.done)
+		defer c.tcp.Close()
+		if err := c.conn.SetReadDeadline(time.Time{}); err != nil {
+			return
+		}
 		for {
-			if err := c.conn.SetReadDeadline(time.Time{}); err != nil {
-				return
-			}
-			n, err := c.next()
+			n, err := c.read()
 			if err != nil {
 				return
 			}
