@@ -73,6 +73,9 @@ type report struct {
 	// EndUserSession is what --mode end-user-session measured after the
 	// logins; Held, Alive, AfterClose and TLSOnly are then not measured.
 	EndUserSession *endReport `json:"end_user_session,omitempty"`
+	// Churn is what --mode churn measured; Login, Held, Alive, AfterClose
+	// and TLSOnly are then not measured.
+	Churn *churnReport `json:"churn,omitempty"`
 }
 
 // bench runs the whole benchmark. It returns what it measured so far with
@@ -130,7 +133,7 @@ func bench(ctx context.Context, cfg config, progress func(string, ...any)) (*rep
 	if err != nil {
 		return rep, fmt.Errorf("provision: %w", err)
 	}
-	if cfg.mode == modeEndUserSession {
+	if cfg.mode == modeEndUserSession || cfg.mode == modeChurn {
 		if err := setAdminPassword(ctx, data, cfg.adminPassword); err != nil {
 			return rep, fmt.Errorf("provision: %w", err)
 		}
@@ -161,6 +164,10 @@ func bench(ctx context.Context, cfg config, progress func(string, ...any)) (*rep
 	progress("adhocd pid %d on %s; sampling its RSS with no session", pid, srv.tlsAddr)
 	if rep.Baseline, err = srv.settle(ctx, cfg.settle); err != nil {
 		return rep, err
+	}
+
+	if cfg.mode == modeChurn {
+		return rep, churn(ctx, cfg, rep, srv, d, creds, progress)
 	}
 
 	progress("logging in %d sessions, %d at a time", cfg.sessions, cfg.concurrency)
@@ -420,6 +427,13 @@ func (r *report) print(w io.Writer) {
 	p("accounts: %d (%d created; provisioning and client keys %.1fs, not timed)", r.Users, r.AccountsCreated, r.ProvisionSeconds)
 	p("limits:   open files client %d, server %d", r.ClientNoFile, r.ServerNoFile)
 	p("baseline: 0 sessions: RSS %s, threads %d, %s", mib(r.Baseline.RSSKiB), r.Baseline.Threads, gor(r.Baseline))
+	if r.Mode == modeChurn {
+		if r.Churn != nil {
+			r.Churn.print(w)
+		}
+		r.printTail(w)
+		return
+	}
 	printPhase(w, "logins", r.Login)
 	p("          concurrency %d, %d source addresses, SCRAM-SHA-256, %s", r.Concurrency, r.Sources, handshakes)
 	if r.Mode == modeEndUserSession {

@@ -165,6 +165,13 @@ func TestParseFlagsEndUserSession(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 200, cfg.requests)
 
+	cfg, err = parseFlags([]string{"--mode", "churn", "--sessions", "40"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 40, cfg.users, "one account per slot")
+	assert.Equal(t, 2*time.Minute, cfg.duration)
+	_, err = parseFlags([]string{"--mode", "churn", "--duration", "0s"}, io.Discard)
+	assert.ErrorContains(t, err, "--duration")
+
 	_, err = parseFlags([]string{"--mode", "nonsense"}, io.Discard)
 	assert.Error(t, err)
 }
@@ -179,4 +186,41 @@ func TestToolCeiling(t *testing.T) {
 	perSecond, pct = toolCeiling(2, 0, 36364) // under one 10 ms tick: not measured
 	assert.Zero(t, perSecond)
 	assert.Zero(t, pct)
+}
+
+func TestBenchChurn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin := buildOnce(ctx, t)
+
+	cfg := config{
+		mode: modeChurn, adhocd: bin, data: t.TempDir(), users: 30, sessions: 30, concurrency: 4, sources: 3,
+		settle: 2 * time.Second, password: "test-password", adminPassword: "test-admin-password",
+		callers: 2, duration: 2 * time.Second,
+	}
+	rep, err := bench(ctx, cfg, t.Logf)
+	require.NoError(t, err)
+	c := rep.Churn
+	require.NotNil(t, c)
+	assert.Positive(t, c.Connected)
+	assert.Zero(t, c.LoginFails)
+	assert.Positive(t, c.Clean)
+	assert.Positive(t, c.Dropped)
+	assert.Positive(t, c.Kept)
+	assert.Positive(t, c.Ends)
+	assert.Positive(t, c.Lists)
+	assert.Positive(t, c.Counts)
+	assert.Zero(t, c.APIFails, "%v", c.APIErrors)
+	assert.Empty(t, c.Ghosts)
+	assert.Empty(t, c.Missing)
+	assert.Equal(t, c.Open, c.Listed)
+	require.NotNil(t, c.GoroutinesBefore)
+	require.NotNil(t, c.GoroutinesAfter)
+	assert.LessOrEqual(t, *c.GoroutinesAfter, *c.GoroutinesBefore+2)
+	assert.LessOrEqual(t, c.FDsAfter, c.FDsBefore+2)
+	assert.Zero(t, rep.ServerErrors, "server log: %v", rep.ServerLogSample)
+
+	var out strings.Builder
+	rep.print(&out)
+	assert.Contains(t, out.String(), "0 ghosts, 0 missing")
 }

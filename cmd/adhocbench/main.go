@@ -30,21 +30,23 @@ type config struct {
 	password    string        // of every benchmark account
 	jsonOut     bool
 
-	mode          string // modeLogin or modeEndUserSession
-	adminPassword string // of admin@localhost, given to the server as ADHOCD_ADMIN_PASSWORD
-	callers       int    // concurrent HTTP callers
-	requests      int    // end-user-session requests; 0: one per user
-	relogin       bool   // log an ended user in again, so the number online stays the same
-	clientClose   bool   // clients answer the stream error with </stream:stream>
-	warmup        bool   // one untimed request per caller first
-	floor         bool   // also time the no-op handler
-	perf          string // perf record the server during the HTTP phase into this file
+	mode          string        // modeLogin or modeEndUserSession
+	adminPassword string        // of admin@localhost, given to the server as ADHOCD_ADMIN_PASSWORD
+	callers       int           // concurrent HTTP callers
+	requests      int           // end-user-session requests; 0: one per user
+	relogin       bool          // log an ended user in again, so the number online stays the same
+	clientClose   bool          // clients answer the stream error with </stream:stream>
+	warmup        bool          // one untimed request per caller first
+	floor         bool          // also time the no-op handler
+	perf          string        // perf record the server during the HTTP phase into this file
+	duration      time.Duration // --mode churn: how long
 }
 
 // Modes.
 const (
 	modeLogin          = "login"
 	modeEndUserSession = "end-user-session"
+	modeChurn          = "churn"
 )
 
 const usage = `Usage: adhocbench [flags]
@@ -98,6 +100,25 @@ turn). Compare one caller ending users among 10 and among 10,000 online:
   adhocbench --mode end-user-session --users 10 --callers 1 --requests 200 --relogin
   adhocbench --mode end-user-session --users 10000 --callers 1 --requests 200 --relogin
 
+--mode churn: --sessions N accounts ("slots"), each with at most one session
+at a time. For --duration, --concurrency workers take the slots in turn:
+each closes the slot's kept session if it has one (cleanly or by dropping
+the socket, in turn), logs in again over direct TLS with SCRAM-SHA-256 and
+binds a new resource, then closes the new session with </stream:stream>,
+drops its socket without a word, or keeps it (read in the background) until
+the slot comes round again, in turn. Meanwhile --callers HTTP callers (as
+admin@localhost) call end-user-session for random slots, page through
+GET /rest/sessions and call get-online-users-num, without pause. At the
+end the sessions GET /rest/sessions lists (every page) must be exactly the
+kept sessions whose sockets are open (polled for 30s: ghosts and missing
+ones are reported, and fail the run); then every session is closed and
+the server's goroutines (/healthz) and open descriptors (/proc/PID/fd) are
+polled for 30s until they are back at what they were before the churn.
+Reported: sessions connected and bound per second over the churn, how they
+left, the API calls and failures, ghosts, missing, goroutines and fds
+before and after (and the fds' peak). For example:
+  adhocbench --mode churn --sessions 5000 --duration 2m --json
+
 Flags:
 `
 
@@ -134,7 +155,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.resume, "resume", false, "use a TLS session cache (resumed handshakes); default: every handshake is full")
 	fs.StringVar(&cfg.password, "password", "adhocbench-password", "password of every benchmark account")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the report as JSON instead of text")
-	fs.StringVar(&cfg.mode, "mode", modeLogin, "login: log sessions in, hold, ping, close; end-user-session: log --users in with one session each and end them over HTTP")
+	fs.StringVar(&cfg.mode, "mode", modeLogin, "login: log sessions in, hold, ping, close; end-user-session: log --users in with one session each and end them over HTTP; churn: connect and disconnect sessions for --duration under HTTP calls")
 	fs.StringVar(&cfg.adminPassword, "admin-password", "adhocbench-admin", "password of admin@localhost (ADHOCD_ADMIN_PASSWORD of the server; set in the store when the admin exists)")
 	fs.IntVar(&cfg.callers, "callers", 16, "end-user-session: concurrent HTTP callers")
 	fs.IntVar(&cfg.requests, "requests", 0, "end-user-session: requests, each ending one user; 0: one per user")
@@ -142,9 +163,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.clientClose, "client-close", true, "end-user-session: clients answer the server's stream error with </stream:stream>")
 	fs.BoolVar(&cfg.warmup, "warmup", true, "end-user-session: each caller first sends one untimed request (for a user who is not online)")
 	fs.BoolVar(&cfg.floor, "floor", true, "end-user-session: also time the same requests against a no-op echo handler in this process")
+	fs.DurationVar(&cfg.duration, "duration", 2*time.Minute, "churn: how long the workers churn sessions")
 	fs.StringVar(&cfg.perf, "perf", "", "end-user-session: run perf record -g on the server during the HTTP phase, into this file")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	if cfg.mode == modeChurn {
+		cfg.users = cfg.sessions // one account per slot
 	}
 	if cfg.mode == modeEndUserSession {
 		// One session per user: --users sets both.
@@ -160,8 +185,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, errors.New("--sessions and --concurrency must be positive, --users not negative")
 	case cfg.sources < 1 || cfg.sources > 254:
 		return cfg, errors.New("--sources must be 1..254")
-	case cfg.mode != modeLogin && cfg.mode != modeEndUserSession:
-		return cfg, fmt.Errorf("--mode %q: want %s or %s", cfg.mode, modeLogin, modeEndUserSession)
+	case cfg.mode != modeLogin && cfg.mode != modeEndUserSession && cfg.mode != modeChurn:
+		return cfg, fmt.Errorf("--mode %q: want %s, %s or %s", cfg.mode, modeLogin, modeEndUserSession, modeChurn)
+	case cfg.mode == modeChurn && cfg.duration <= 0:
+		return cfg, errors.New("--duration must be positive")
 	case cfg.callers < 1 || cfg.requests < 0:
 		return cfg, errors.New("--callers must be positive, --requests not negative")
 	case cfg.mode == modeEndUserSession && cfg.requests > cfg.users && !cfg.relogin:
