@@ -67,6 +67,7 @@ func TestBlockSeenAndLifted(t *testing.T) {
 	assert.Equal(t, "item-not-found", body["condition"])
 	status, _, body = a.do(t, admin(apiCall{method: "GET", path: "/rest/users/nobody@localhost/block"}))
 	assert.Equal(t, 404, status)
+	assert.Equal(t, "item-not-found", body["condition"])
 	status, _, body = a.do(t, alice(apiCall{method: "DELETE", path: "/rest/users/alice@localhost/block"}))
 	assert.Equal(t, 403, status)
 	assert.Equal(t, "Only administrators and API keys may lift a block.", body["error"])
