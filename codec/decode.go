@@ -126,19 +126,6 @@ type nativeField struct {
 
 var errDTD = badRequest("The request body has a document type declaration; DTDs are not allowed.")
 
-// noDirectives passes tokens on and refuses directives
-// (<!DOCTYPE …>, <!ENTITY …>).
-type noDirectives struct{ tr xml.TokenReader }
-
-// Token implements xml.TokenReader.
-func (n noDirectives) Token() (xml.Token, error) {
-	tok, err := n.tr.Token()
-	if _, ok := tok.(xml.Directive); ok {
-		return nil, errDTD
-	}
-	return tok, err
-}
-
 func xmlError(err error) error {
 	var e *adhoc.Error
 	if errors.As(err, &e) {
@@ -155,7 +142,9 @@ func xmlError(err error) error {
 }
 
 func decodeXML(r io.Reader) (adhoc.Request, Format, error) {
-	d := xml.NewTokenDecoder(noDirectives{xml.NewDecoder(r)})
+	in := newTokenBytes(r)
+	raw := xml.NewDecoder(in)
+	d := xml.NewTokenDecoder(&guard{tr: raw, in: in, offset: raw.InputOffset})
 	start, err := rootElement(d)
 	if err != nil {
 		return adhoc.Request{}, TigaseXML, err
@@ -190,7 +179,7 @@ func decodeXML(r io.Reader) (adhoc.Request, Format, error) {
 // the native dialect, with the same errors; a root element other than
 // command in the commands namespace is a bad-request too.
 func DecodeNativeCommand(tr xml.TokenReader) (adhoc.Request, error) {
-	d := xml.NewTokenDecoder(noDirectives{tr})
+	d := xml.NewTokenDecoder(&guard{tr: tr})
 	start, err := rootElement(d)
 	if err != nil {
 		return adhoc.Request{}, err
@@ -305,14 +294,20 @@ func afterRoot(d *xml.Decoder) error {
 // decodeJSON parses the body once into generic values and then checks their
 // shape: parsing each level again into its own type cost several passes.
 func decodeJSON(r io.Reader) (adhoc.Request, error) {
-	dec := json.NewDecoder(r)
+	in := &jsonBytes{r: &utf8Reader{r: r}}
+	dec := json.NewDecoder(in)
 	dec.UseNumber() // a number is a wrong type below, never a float overflow here
-	var top any
-	if err := dec.Decode(&top); err != nil {
+	p := jsonParser{dec: dec, in: in}
+	top, err := p.value(0)
+	if err != nil {
+		var e *adhoc.Error
+		if errors.As(err, &e) && e.Err == nil {
+			return adhoc.Request{}, e
+		}
 		if err == io.EOF {
 			return adhoc.Request{}, badRequest("The request body is empty.")
 		}
-		return adhoc.Request{}, jsonSyntaxError(err)
+		return adhoc.Request{}, jsonSyntaxError(err, dec.InputOffset())
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		// err is kept: a body over the caller's limit fails here, and the
@@ -400,12 +395,138 @@ func optString(obj map[string]any, key, wrongType string) (string, error) {
 	}
 }
 
-func jsonSyntaxError(err error) error {
+// jsonParser reads a JSON value token by token into the values
+// json.Unmarshal gives an any, within MaxDepth, MaxJSONValues and
+// MaxTextBytes: json.Decoder.Decode holds the whole value, and a map of
+// every member, before anything can be checked.
+type jsonParser struct {
+	dec    *json.Decoder
+	in     *jsonBytes
+	values int
+}
+
+// value reads the next value, whose container is at depth.
+func (p *jsonParser) value(depth int) (any, error) {
+	tok, err := p.token(depth)
+	if err != nil {
+		return nil, err
+	}
+	return p.rest(tok, depth)
+}
+
+// token reads the next token inside a container at depth; the end of the
+// input inside one is unexpected.
+func (p *jsonParser) token(depth int) (json.Token, error) {
+	p.in.mark(p.dec.InputOffset())
+	tok, err := p.dec.Token()
+	if err == io.EOF && depth > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return tok, err
+}
+
+// rest reads what follows tok in the value tok starts.
+func (p *jsonParser) rest(tok json.Token, depth int) (any, error) {
+	p.values++
+	if p.values > MaxJSONValues {
+		return nil, errTooManyValues
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		if depth+1 > MaxDepth {
+			return nil, errTooDeep
+		}
+		if t == '{' {
+			return p.object(depth + 1)
+		}
+		return p.array(depth + 1)
+	case string:
+		if len(t) > MaxTextBytes {
+			return nil, errStringTooLong
+		}
+	}
+	return tok, nil
+}
+
+func (p *jsonParser) object(depth int) (any, error) {
+	obj := map[string]any{}
+	for {
+		tok, err := p.token(depth)
+		if err != nil {
+			return nil, err
+		}
+		if tok == json.Delim('}') {
+			return obj, nil
+		}
+		key, ok := tok.(string)
+		if !ok { // json.Decoder.Token refuses this already
+			return nil, &json.SyntaxError{}
+		}
+		if len(key) > MaxTextBytes {
+			return nil, errStringTooLong
+		}
+		v, err := p.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		obj[key] = v
+	}
+}
+
+func (p *jsonParser) array(depth int) (any, error) {
+	items := []any{}
+	for {
+		tok, err := p.token(depth)
+		if err != nil {
+			return nil, err
+		}
+		if tok == json.Delim(']') {
+			return items, nil
+		}
+		v, err := p.rest(tok, depth)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, v)
+	}
+}
+
+// jsonBytes bounds what a json.Decoder reads past the start of the token it
+// is on, so that one string costs at most a few MiB before its length is
+// checked.
+type jsonBytes struct {
+	r     io.Reader
+	n     int64
+	start int64
+}
+
+func (b *jsonBytes) mark(offset int64) { b.start = offset }
+
+// Read implements io.Reader.
+func (b *jsonBytes) Read(p []byte) (int, error) {
+	if b.n-b.start > 2*MaxTextBytes {
+		return 0, errStringTooLong
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+// jsonSyntaxError is the error for err from json.Decoder.Token, which
+// stopped at offset.
+func jsonSyntaxError(err error, offset int64) error {
 	var syn *json.SyntaxError
 	if errors.As(err, &syn) {
+		// Token counts the offset of a misplaced delimiter from the start
+		// of the input, and that of a bad literal from the literal's start.
+		// The text counts bytes from 1 to the bad one, as json.Unmarshal.
+		at := offset + 1
+		if syn.Offset != offset {
+			at = offset + syn.Offset
+		}
 		return &adhoc.Error{
 			Condition: stanza.BadRequest,
-			Text:      fmt.Sprintf("The request body is not valid JSON: %s (at byte %d).", syn.Error(), syn.Offset),
+			Text:      fmt.Sprintf("The request body is not valid JSON: %s (at byte %d).", syn.Error(), at),
 			Err:       err,
 		}
 	}
