@@ -124,7 +124,8 @@ func (b *tokenBytes) ReadByte() (byte, error) {
 	}
 	b.n++
 	b.last = c
-	if b.n-b.start > b.limit {
+	if b.n-b.start > b.limit+1 { // +1: the byte after a text, read ahead
+
 		if b.limit == MaxMarkupBytes {
 			return 0, errMarkupTooLong
 		}

@@ -32,6 +32,12 @@ type secured struct {
 
 func newSecured(t *testing.T, trusted ...netip.Prefix) *secured {
 	t.Helper()
+	return newSecuredWith(t, func(cfg *httpapi.Config) { cfg.TrustedProxies = trusted })
+}
+
+// newSecuredWith is newSecured with the configuration changed by configure.
+func newSecuredWith(t *testing.T, configure func(*httpapi.Config)) *secured {
+	t.Helper()
 	svc := newServices(t)
 	ctx := context.Background()
 	require.NoError(t, svc.db.AddUser(ctx, jid.MustParse("admin@localhost"), "secret", true))
@@ -42,11 +48,12 @@ func newSecured(t *testing.T, trusted ...netip.Prefix) *secured {
 	require.NoError(t, err)
 	bob := &boundConn{reg: svc.reg, id: "s-bob", addr: jid.MustParse("bob@localhost/x")}
 	require.NoError(t, svc.reg.Bind(bob))
-	srv := httpapi.New(httpapi.Config{
+	cfg := httpapi.Config{
 		Domain: "localhost", Accounts: svc.accounts, Commands: svc.cmds, Sessions: svc.mgr, Audit: svc.mgr,
-		TrustedProxies: trusted,
-		Failures:       limit.NewFailures(limit.Limits{Pair: 100, Address: 100, Account: 100}), // the tests' refusals are not what is throttled
-	}, zerolog.New(zerolog.NewTestWriter(t)))
+		Failures: limit.NewFailures(limit.Limits{Pair: 100, Address: 100, Account: 100}), // the tests' refusals are not what is throttled
+	}
+	configure(&cfg)
+	srv := httpapi.New(cfg, zerolog.New(zerolog.NewTestWriter(t)))
 	return &secured{handler: srv.Handler(), svc: svc, bob: bob, key: key, otherDomainKey: otherKey}
 }
 
