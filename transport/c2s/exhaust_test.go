@@ -23,6 +23,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/adhocd/adhocd/transport/c2s"
+	"github.com/adhocd/adhocd/transport/c2s/c2stest"
 	"github.com/adhocd/adhocd/transport/httpapi"
 )
 
@@ -52,24 +53,6 @@ func goroutineBaseline(t *testing.T) int {
 			return n
 		}
 		n = m
-	}
-}
-
-// waitGoroutines polls until the goroutine count is back at baseline, for
-// at most 5s. It polls itself: testify's Eventually runs its condition in a
-// goroutine of its own, which would be counted.
-func waitGoroutines(t *testing.T, baseline int) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(5 * time.Second)
-	for runtime.NumGoroutine() > baseline {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines: %d, baseline %d\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
-		}
 	}
 }
 
@@ -202,7 +185,7 @@ func TestStallsAreCutAtTheNegotiationDeadline(t *testing.T) {
 			}
 		})
 	}
-	waitGoroutines(t, baseline)
+	c2stest.WaitGoroutines(t, baseline)
 	assert.LessOrEqual(t, openFiles(t), files)
 }
 
@@ -336,7 +319,7 @@ func TestUnauthenticatedConnectionsPerAddress(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	require.NoError(t, e.srv.Close(ctx)) // ends the held connections
-	waitGoroutines(t, baseline)
+	c2stest.WaitGoroutines(t, baseline)
 }
 
 // greeting is what the STARTTLS port at addr answers to a stream header
@@ -451,5 +434,5 @@ func TestLoginAndAdminCallWhileIdleConnectionsAreHeld(t *testing.T) {
 		_ = conn.Close() // the client's side; the server notices at once
 	}
 	http.DefaultClient.CloseIdleConnections()
-	waitGoroutines(t, baseline)
+	c2stest.WaitGoroutines(t, baseline)
 }

@@ -2,10 +2,7 @@ package c2s_test
 
 import (
 	"fmt"
-	"runtime"
-	"runtime/metrics"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 	"mellium.im/sasl"
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/transport/c2s/c2stest"
 	"github.com/adhocd/adhocd/transport/limit"
 )
 
@@ -199,13 +197,6 @@ func TestHostileXMLGetsAStreamErrorAndTouchesNoOtherSession(t *testing.T) {
 	}
 }
 
-// heapBytes is the memory of the live and not yet collected heap objects
-// of the process, read without stopping the world.
-func heapBytes(s []metrics.Sample) uint64 {
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
 // TestHostileXMLCostsBoundedMemory samples the heap while each of the worst
 // inputs is sent after bind, over TCP and WebSocket, and checks the peak
 // stays under 16 MiB over the baseline.
@@ -221,39 +212,13 @@ func TestHostileXMLCostsBoundedMemory(t *testing.T) {
 			t.Run(phase.name+"/"+tc.name, func(t *testing.T) {
 				c := phase.when(t, e, mallory, fmt.Sprintf("m%d", i))
 				given := []byte(tc.given) // before the baseline: the client's copy is not the server's cost
-				sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-				var peak uint64
-				var mu sync.Mutex
-				stop := make(chan struct{})
-				sampled := make(chan struct{})
-				runtime.GC()
-				base := heapBytes(sample)
-				go func() {
-					defer close(sampled)
-					tick := time.NewTicker(100 * time.Microsecond) // sampling, not synchronisation
-					defer tick.Stop()
-					for {
-						select {
-						case <-stop:
-							return
-						case <-tick.C:
-							if h := heapBytes(sample); h > base {
-								mu.Lock()
-								peak = max(peak, h-base)
-								mu.Unlock()
-							}
-						}
-					}
-				}()
+				heap := c2stest.StartHeapSampler()
 				wait := c.sendHostile(given)
 				cond, _ := c.expectStreamError()
 				assert.Equal(t, tc.expectCond, cond)
 				c.expectClosed()
 				wait()
-				close(stop)
-				<-sampled
-				mu.Lock()
-				defer mu.Unlock()
+				peak := heap.Stop()
 				t.Logf("peak heap growth %.2f MiB (input %d bytes)", float64(peak)/(1<<20), len(tc.given))
 				assert.Less(t, peak, uint64(budget), "peak heap growth over the baseline")
 			})

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
-	"runtime/metrics"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"mellium.im/xmpp/jid"
 
+	"github.com/adhocd/adhocd/transport/c2s/c2stest"
 	"github.com/adhocd/adhocd/transport/httpapi"
 )
 
@@ -139,13 +137,6 @@ func hostileBodies() []hostileBody {
 	return out
 }
 
-// heapObjects is the memory of the live and not yet collected heap objects
-// of the process, read without stopping the world.
-func heapObjects(s []metrics.Sample) uint64 {
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
 // TestHostileBodiesOnAdhoc posts each hostile body as an admin through the
 // real router, with an 8 MiB body limit so that the decoder's own limits
 // are reached, and checks the answer, the peak heap growth while it runs
@@ -160,34 +151,11 @@ func TestHostileBodiesOnAdhoc(t *testing.T) {
 			req.Header.Set("Content-Type", tc.givenType)
 			req.Header.Set("Authorization", basicAdmin)
 			rec := httptest.NewRecorder()
-			sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-			var peak uint64
-			var mu sync.Mutex
-			stop, sampled := make(chan struct{}), make(chan struct{})
-			runtime.GC()
-			base := heapObjects(sample)
-			go func() {
-				defer close(sampled)
-				tick := time.NewTicker(100 * time.Microsecond) // sampling, not synchronisation
-				defer tick.Stop()
-				for {
-					select {
-					case <-stop:
-						return
-					case <-tick.C:
-						if h := heapObjects(sample); h > base {
-							mu.Lock()
-							peak = max(peak, h-base)
-							mu.Unlock()
-						}
-					}
-				}
-			}()
+			heap := c2stest.StartHeapSampler()
 			start := time.Now()
 			s.handler.ServeHTTP(rec, req)
 			took := time.Since(start)
-			close(stop)
-			<-sampled
+			peak := heap.Stop()
 
 			assert.Equal(t, tc.expectStatus, rec.Code, rec.Body.String())
 			expectCond := map[int]string{400: "bad-request", 413: "policy-violation", 404: "item-not-found"}[tc.expectStatus]
@@ -205,8 +173,6 @@ func TestHostileBodiesOnAdhoc(t *testing.T) {
 				assert.Equal(t, expectCond, body.Condition, rec.Body.String())
 				assert.Contains(t, body.Error, tc.expectText)
 			}
-			mu.Lock()
-			defer mu.Unlock()
 			t.Logf("peak heap growth %.2f MiB in %v (body %d bytes)", float64(peak)/(1<<20), took, len(tc.givenBody))
 			assert.Less(t, peak, uint64(budget), "peak heap growth over the baseline")
 			assert.Less(t, took, 5*time.Second)

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adhocd/adhocd/transport/c2s/c2stest"
 	"github.com/adhocd/adhocd/transport/httpapi"
 )
 
@@ -63,23 +64,5 @@ func TestStalledHTTPConnectionsAreCut(t *testing.T) {
 			assert.Regexp(t, "^"+tc.expectRead, string(out))
 		})
 	}
-	waitGoroutines(t, baseline)
-}
-
-// waitGoroutines polls until the goroutine count is back at baseline, for
-// at most 5s. It polls itself: testify's Eventually runs its condition in a
-// goroutine of its own, which would be counted.
-func waitGoroutines(t *testing.T, baseline int) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(5 * time.Second)
-	for runtime.NumGoroutine() > baseline {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines: %d, baseline %d\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
-		}
-	}
+	c2stest.WaitGoroutines(t, baseline)
 }
