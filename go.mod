@@ -3,8 +3,8 @@ module github.com/adhocd/adhocd
 go 1.26.8
 
 require (
-	github.com/chromedp/cdproto v0.160.1
-	github.com/chromedp/chromedp v0.23.1
+	github.com/chromedp/cdproto v0.160.1 // the DevTools protocol types of chromedp, read for the network log
+	github.com/chromedp/chromedp v0.23.1 // tests only: drives Debian's Chromium over DevTools, in Go
 	github.com/gorilla/websocket v1.5.3
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/rs/zerolog v1.35.1
